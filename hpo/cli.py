@@ -1,0 +1,143 @@
+"""The `hpo` command. Each command parses, calls one plain function, prints, and returns an exit code.
+
+Heavy libraries (torch, transformers, optuna) are imported inside the commands, so `hpo --help` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from hpo.errors import HpoError
+
+app = typer.Typer(
+    help="Hyperparameter search for transfer-learning fine-tunes: Optuna studies over real PyTorch trials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+StudyFile = Annotated[Path, typer.Argument(help="A study file (YAML), e.g. studies/quickstart.yaml.")]
+StorageOption = Annotated[
+    str | None,
+    typer.Option("--storage", help="Storage URL; overrides HPO_STORAGE and the study file. Default sqlite:///hpo.db"),
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)]
+    )
+    for noisy in ("httpx", "transformers", "datasets", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@app.command()
+def run(
+    study_file: StudyFile,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", min=1, help="Set the study's total budget (COMPLETE + PRUNED).")
+    ] = None,
+    storage: StorageOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Continue even if the setup changed.")] = False,
+) -> None:
+    """Run the study: trials until its budget is spent or its deadline passes, then a summary."""
+    from hpo.progress import summary_table
+    from hpo.runner import run as run_study
+
+    _quiet_libraries()
+    result = run_study(study_file, storage=storage, n_trials=n_trials, force=force, console=console)
+    if result.message:
+        console.print(result.message)
+        return
+    console.print(summary_table(result.study, storage=result.storage, wall_seconds=result.wall_seconds,
+                                budget=result.budget))
+
+
+@app.command()
+def validate(
+    study_file: StudyFile,
+    data: Annotated[bool, typer.Option("--data/--no-data", help="Also load and check the datasets.")] = True,
+) -> None:
+    """Print the resolved study file, or say exactly what is wrong with it."""
+    import yaml
+
+    from hpo.runner import check_model, load_data
+    from hpo.spec import load_spec
+
+    _quiet_libraries()
+    spec = load_spec(study_file)
+    check_model(spec, str(study_file))
+    resolved = spec.model_dump(mode="json", exclude_none=True)
+    console.print(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), highlight=False)
+    if data:
+        with console.status("loading data…"):
+            task = load_data(spec)
+        console.print(
+            f"data: source {spec.source.label} {len(task.source)} docs, {len(task.source.label_names)} classes; "
+            f"target {spec.target.label} {len(task.target_train)} train + {len(task.target_val)} validation, "
+            f"{len(task.target_train.label_names)} classes", highlight=False,
+        )
+    console.print(f"[green]{study_file} is valid[/]")
+
+
+@app.command()
+def studies(storage: StorageOption = None) -> None:
+    """List the studies in the storage: trial states, budget and best value."""
+    from hpo.studies import list_studies
+
+    console.print(list_studies(storage))
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenisation happens once, before any fork
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except HpoError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/] {_escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the running trial is marked FAIL; run again to continue")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(1)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,179 @@
+"""objective(trial): suggested params -> one fine-tune -> best validation F1, with everything recorded.
+
+Outcomes map to trial states in one place, Optuna's `_run_trial`: `TrialPruned` -> PRUNED, `TrialFailed`
+(listed in `catch`) -> FAIL and the study goes on. Every failure records `failure_reason` first.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import optuna
+
+from hpo.errors import HpoError
+from hpo.space import suggest
+from hpo.spec import StudySpec
+from hpo.train.config import TrainConfig
+from hpo.train.data import TaskData
+from hpo.train.loop import (
+    Evaluation,
+    NonFiniteLoss,
+    TimeLimitExceeded,
+    resolve_device,
+    resolve_precision,
+    train,
+)
+from hpo.train.model import EncoderBundle, TransferModel
+from hpo.train.tokens import Encoded, encode, tokenizer_fingerprint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Objective", "Reporter", "TrialFailed", "TrialResources"]
+
+
+class TrialFailed(Exception):
+    """A trial that failed for a reason of its own (NaN loss, out of memory, time limit, bad data)."""
+
+
+class Reporter(Protocol):
+    def trial_started(self, number: int, config: TrainConfig, searched: list[str]) -> None: ...
+    def step(self, step: int, total: int) -> None: ...
+    def evaluated(self, evaluation: Evaluation, epochs: int) -> None: ...
+
+
+@dataclass
+class TrialResources:
+    """Loaded once per process and shared by its trials: model files, datasets, tokenised arrays."""
+
+    bundle: EncoderBundle
+    data: TaskData
+    _tokenizer_key: str = ""
+    _encoded: dict[tuple[str, int], Encoded] = field(default_factory=dict)
+
+    def encoded(self, split: str, max_length: int) -> Encoded:
+        if not self._tokenizer_key:
+            self._tokenizer_key = tokenizer_fingerprint(self.bundle.tokenizer)
+        key = (split, max_length)
+        if key not in self._encoded:
+            corpus = {"source": self.data.source, "train": self.data.target_train, "val": self.data.target_val}[split]
+            self._encoded[key] = encode(self.bundle.tokenizer, self._tokenizer_key, corpus, max_length)
+        return self._encoded[key]
+
+
+class Objective:
+    def __init__(self, spec: StudySpec, resources: TrialResources, reporter: Reporter, worker_seed: int) -> None:
+        self.spec = spec
+        self.resources = resources
+        self.reporter = reporter
+        self.identity = {"hostname": socket.gethostname(), "pid": os.getpid(), "worker_seed": worker_seed}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = suggest(trial, self.spec)
+        device = resolve_device(config.device)
+        precision = resolve_precision(config.precision, device)
+        for key, value in {**self.identity, "device": str(device),
+                           "precision": "bf16" if precision is not None else "fp32"}.items():
+            trial.set_user_attr(key, value)
+        self.reporter.trial_started(trial.number, config, list(self.spec.searched()))
+        curve: list[Evaluation] = []
+        try:
+            result = self._fit(trial, config, curve)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure_reason", "interrupted")
+            raise
+        except Exception as exc:  # every other outcome of one trial is that trial's failure
+            reason = _reason(exc)
+            trial.set_user_attr("failure_reason", reason)
+            if not isinstance(exc, _EXPECTED):
+                trial.set_user_attr("failure_traceback", traceback.format_exc(limit=8)[-4000:])
+            raise TrialFailed(reason) from exc
+        finally:
+            _record(trial, curve)
+            _release_memory(device)
+        trial.set_user_attr("trainable_params", result.trainable_params)
+        return result.best.f1
+
+    def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation]) -> Any:
+        import torch
+
+        data, res = self.resources.data, self.resources
+        torch.manual_seed(config.seed)  # the same heads for the same seed, whatever ran before
+        model = TransferModel(
+            res.bundle.fresh_encoder(), len(data.target_train.label_names), len(data.source.label_names),
+            res.bundle.spec.pooling,
+        )
+        trial.set_user_attr("trainable_params", _trainable_after_freeze(model, config.freeze_depth))
+
+        def on_eval(evaluation: Evaluation) -> None:
+            curve.append(evaluation)
+            trial.report(evaluation.f1, evaluation.step)
+            trial.set_user_attr("f1_curve", [[e.step, e.epoch, round(e.f1, 5)] for e in curve])
+            self.reporter.evaluated(evaluation, config.epochs)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.step} (val F1 {evaluation.f1:.4f})")
+
+        source = res.encoded("source", config.max_length) if config.source_weight < 1 else None
+        return train(
+            config, model, res.encoded("train", config.max_length), res.encoded("val", config.max_length), source,
+            pad_id=res.bundle.tokenizer.pad_token_id or 0, on_eval=on_eval, on_step=self.reporter.step,
+        )
+
+
+def _trainable_after_freeze(model: Any, depth: int) -> int:
+    model.freeze(depth)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _record(trial: optuna.Trial, curve: list[Evaluation]) -> None:
+    """What every trial records, pruned and failed ones included (documented in the README)."""
+    if not curve:
+        trial.set_user_attr("epochs_completed", 0.0)
+        return
+    best = max(curve, key=lambda e: e.f1)
+    last = curve[-1]
+    trial.set_user_attr("epochs_completed", last.epoch)
+    trial.set_user_attr("train_seconds", round(last.train_seconds, 3))
+    trial.set_user_attr("samples_per_second", round(last.samples_seen / max(last.train_seconds, 1e-9), 2))
+    trial.set_user_attr("best_step", best.step)
+    trial.set_user_attr("best_epoch", best.epoch)
+    trial.set_user_attr("best_accuracy", round(best.accuracy, 5))
+
+
+def _release_memory(device: Any) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _out_of_memory_types() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (torch.cuda.OutOfMemoryError,)
+
+
+_EXPECTED: tuple[type[BaseException], ...] = (NonFiniteLoss, TimeLimitExceeded, HpoError)
+
+
+def _reason(exc: BaseException) -> str:
+    labels: dict[type[BaseException], Callable[[BaseException], str]] = {
+        NonFiniteLoss: lambda e: f"non-finite loss: {e}",
+        TimeLimitExceeded: lambda e: f"time limit: {e}",
+    }
+    for kind, label in labels.items():
+        if isinstance(exc, kind):
+            return label(exc)
+    if isinstance(exc, _out_of_memory_types()):
+        return "out of memory: " + str(exc).splitlines()[0]
+    if isinstance(exc, HpoError):
+        return f"data: {exc}"
+    return f"error: {type(exc).__name__}: {exc}"

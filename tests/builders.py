@@ -1,0 +1,75 @@
+"""Small things tests build: tiny encoders, token batches, study files, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpo.train.tokens import Encoded
+
+
+def tiny_encoder(kind: str) -> torch.nn.Module:
+    from transformers import AutoModel, BertConfig, DistilBertConfig, RobertaConfig
+
+    torch.manual_seed(0)
+    configs = {
+        "bert": BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=64),
+        # MiniLM-L6 is a BERT with a 384-wide hidden layer and 12 heads; this keeps its shape ratios
+        "minilm": BertConfig(vocab_size=200, hidden_size=48, num_hidden_layers=4, num_attention_heads=12,
+                             intermediate_size=192, max_position_embeddings=64),
+        "roberta": RobertaConfig(vocab_size=200, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                                 intermediate_size=64, max_position_embeddings=70, pad_token_id=1),
+        "distilbert": DistilBertConfig(vocab_size=200, dim=32, n_layers=4, n_heads=2, hidden_dim=64,
+                                       max_position_embeddings=64),
+    }
+    encoder = AutoModel.from_config(configs[kind])
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+def one_batch(n: int = 8, width: int = 12, n_classes: int = 3) -> Encoded:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, width, size=n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = rng.integers(5, 200, size=int(offsets[-1])).astype(np.int32)
+    return Encoded(ids, offsets, np.arange(n) % n_classes)
+
+
+def write_study(
+    path: Path, model_dir: Path, *, name: str = "tiny", n_trials: int = 4, extra: str = ""
+) -> Path:
+    """A small real study: R8 from 20 Newsgroups, subsampled, on a tiny local model."""
+    path.write_text(f"""
+name: {name}
+model: {{id: {model_dir}}}
+source: {{builtin: 20newsgroups, max_samples: 96}}
+target: {{builtin: reuters-r8, max_samples: 160}}
+validation_size: 48
+training: {{epochs: 2, batch_size: 16, max_length: 32, evaluations_per_epoch: 2, learning_rate: 1.0e-3}}
+search_space:
+  learning_rate: {{low: 1.0e-4, high: 3.0e-3, log: true}}
+  source_weight: {{low: 0.3, high: 1.0, target_only_share: 0.25}}
+  freeze_depth: {{low: 0, high: 2}}
+  l1: {{choices: [0.0, 1.0e-6]}}
+  l2: {{choices: [0.0, 1.0e-4]}}
+sampler: {{name: tpe, n_startup_trials: 2}}
+pruner: {{name: median, n_startup_trials: 2}}
+n_trials: {n_trials}
+{extra}
+""")
+    return path
+
+
+def hpo_cli(*args: str, cwd: Path, timeout: float = 600):
+    """Run the real `hpo` command in a subprocess, as a user would."""
+    env = {**os.environ, "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
+    env.pop("HPO_STORAGE", None)
+    command = [sys.executable, "-m", "hpo", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny, locally built encoders (learning quality is not the point of most tests) and small
+study files over the real built-in corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    from hpo.train.model import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(resolve_model_path("bundled:all-MiniLM-L6-v2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, minilm_tokenizer) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's tokenizer, saved like a hub model."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
