@@ -12,6 +12,16 @@ import torch
 
 from hpo.train.tokens import Encoded
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+class SilentReporter:
+    """The objective's progress reporter, for tests that watch the study instead."""
+
+    def trial_started(self, *args): ...
+    def step(self, *args): ...
+    def evaluated(self, *args): ...
+
 
 def tiny_encoder(kind: str) -> torch.nn.Module:
     from transformers import AutoModel, BertConfig, DistilBertConfig, RobertaConfig

@@ -11,13 +11,7 @@ from hpo.objective import Objective, TrialFailed, TrialResources
 from hpo.runner import load_data
 from hpo.spec import load_spec
 from hpo.train.model import load_encoder
-from tests.builders import write_study
-
-
-class _Silent:
-    def trial_started(self, *args): ...
-    def step(self, *args): ...
-    def evaluated(self, *args): ...
+from tests.builders import SilentReporter, write_study
 
 
 def _study_and_objective(tmp_path, model_dir, extra_space: str, training: str = "", l2: str = ""):
@@ -40,7 +34,7 @@ def _study_and_objective(tmp_path, model_dir, extra_space: str, training: str = 
         sampler=make_sampler(spec.sampler, 0), pruner=make_pruner(spec.pruner, spec.max_evaluations()),
     )
     resources = TrialResources(load_encoder(spec.model), load_data(spec))
-    return study, Objective(spec, resources, _Silent(), worker_seed=0)
+    return study, Objective(spec, resources, SilentReporter(), worker_seed=0)
 
 
 def test_bad_trial_is_pruned_and_good_control_is_not(tmp_path, tiny_model_dir):
