@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from hpo.errors import HpoError
+from hpo.retry import Preempted
+
+# EX_TEMPFAIL: "try again later". Launchers treat it as "requeue me", not as a crash.
+PREEMPTED_EXIT_CODE = 75
 
 app = typer.Typer(
     help="Hyperparameter search for transfer-learning fine-tunes: Optuna studies over real PyTorch trials.",
@@ -94,12 +98,76 @@ def validate(
     console.print(f"[green]{study_file} is valid[/]")
 
 
-@app.command()
-def studies(storage: StorageOption = None) -> None:
-    """List the studies in the storage: trial states, budget and best value."""
-    from hpo.studies import list_studies
+studies_app = typer.Typer(help="The studies in the storage; `hpo studies delete NAME` removes one.",
+                          invoke_without_command=True, no_args_is_help=False)
+app.add_typer(studies_app, name="studies")
 
-    console.print(list_studies(storage))
+
+@studies_app.callback()
+def studies(ctx: typer.Context, storage: StorageOption = None) -> None:
+    """List the studies in the storage: trial states, budget and best value."""
+    ctx.obj = storage
+    if ctx.invoked_subcommand is None:
+        from hpo.studies import list_studies
+
+        console.print(list_studies(storage))
+
+
+@studies_app.command("delete")
+def delete_study(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The study to delete, with all its trials.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a study and all its trials (asks for confirmation unless --yes)."""
+    from hpo.studies import delete_study as delete
+
+    storage = ctx.obj
+    if not yes and not typer.confirm(f"Delete study {name!r} and all its trials?", default=False):
+        raise typer.Abort()
+    console.print(delete(storage, name))
+
+
+@app.command()
+def status(name: Annotated[str, typer.Argument(help="Study name.")], storage: StorageOption = None) -> None:
+    """A study's state counts, budget used, best F1, running trials (worker, age, last heartbeat), retries."""
+    from hpo.status import study_status
+    from hpo.storage import open_storage, resolve_storage
+
+    console.print(study_status(open_storage(resolve_storage(storage, None)), name))
+
+
+@app.command()
+def dashboard(
+    storage: StorageOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Start optuna-dashboard on the configured storage (the study's metric is named val_f1)."""
+    from hpo.storage import display_url, open_storage, resolve_storage
+
+    url = resolve_storage(storage, None)
+    backend = open_storage(url)
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise HpoError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
+    console.print(f"optuna-dashboard on {display_url(url)}: http://{host}:{port}/  (Ctrl-C stops it)")
+    run_server(backend, host=host, port=port)
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The HTML file to write. Default: NAME-report.html")
+    ] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Write one self-contained HTML file (works offline) of plotly figures for a study."""
+    from hpo.report import report_study
+
+    console.print(report_study(name, output or Path(f"{name}-report.html"), storage), highlight=False)
 
 
 def _quiet_libraries() -> None:
@@ -115,7 +183,7 @@ def _quiet_libraries() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
     except HpoError as exc:
         if _state["debug"]:
             raise
@@ -124,17 +192,21 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: the running trial is marked FAIL; run again to continue")
         sys.exit(130)
+    except Preempted as exc:
+        err_console.print(f"[yellow]preempted[/] ({exc}): the running trial is FAIL `preempted` and queued "
+                          "for a retry; exiting with code 75")
+        sys.exit(PREEMPTED_EXIT_CODE)
     except typer.Abort:
+        err_console.print("aborted")
         sys.exit(1)
-    except (typer.Exit, SystemExit) as exc:
-        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (missing argument, unknown command). typer vendors its own click, so they are matched
+        # by their interface rather than by click's class.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def _escape(text: str) -> str:

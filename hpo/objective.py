@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 
 from hpo.errors import HpoError
+from hpo.retry import Preempted
 from hpo.space import suggest
 from hpo.spec import StudySpec
 from hpo.train.config import TrainConfig
@@ -66,14 +67,31 @@ class TrialResources:
         return self._encoded[key]
 
 
+def worker_identity() -> dict[str, Any]:
+    """Who runs a trial: host, process, GPU, and the scheduler's job and task ids when there is one."""
+    identity: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    for key, variable in (("gpu", "CUDA_VISIBLE_DEVICES"), ("slurm_job_id", "SLURM_JOB_ID"),
+                          ("slurm_array_task_id", "SLURM_ARRAY_TASK_ID"), ("k8s_index", "JOB_COMPLETION_INDEX"),
+                          ("k8s_pod", "POD_NAME")):
+        if os.environ.get(variable):
+            identity[key] = os.environ[variable]
+    return identity
+
+
 class Objective:
-    def __init__(self, spec: StudySpec, resources: TrialResources, reporter: Reporter, worker_seed: int) -> None:
+    def __init__(
+        self, spec: StudySpec, resources: TrialResources, reporter: Reporter, worker_seed: int,
+        on_trial_start: Callable[[], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.resources = resources
         self.reporter = reporter
-        self.identity = {"hostname": socket.gethostname(), "pid": os.getpid(), "worker_seed": worker_seed}
+        self.on_trial_start = on_trial_start  # the runner's budget gate opens once the trial exists
+        self.identity = {**worker_identity(), "worker_seed": worker_seed}
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.on_trial_start is not None:
+            self.on_trial_start()
         config = suggest(trial, self.spec)
         device = resolve_device(config.device)
         precision = resolve_precision(config.precision, device)
@@ -88,6 +106,9 @@ class Objective:
             raise
         except KeyboardInterrupt:
             trial.set_user_attr("failure_reason", "interrupted")
+            raise
+        except Preempted:
+            trial.set_user_attr("failure_reason", "preempted")
             raise
         except Exception as exc:  # every other outcome of one trial is that trial's failure
             reason = _reason(exc)

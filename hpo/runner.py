@@ -10,10 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +26,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from hpo.errors import HpoError, SpecError
+from hpo.locks import DatabaseLock
+from hpo.retry import Preempted, retry_trial, stale_trial_callback
 from hpo.spec import Range, StudySpec, load_spec
 from hpo.storage import display_url, open_storage, resolve_storage
 
@@ -98,8 +104,9 @@ def run(
     with console.status("checking the model and loading data…"):
         check_model(spec, str(spec_path))
         data = load_data(spec)
+    storage_backend = open_storage(url, heartbeat_stale_trial_callback=stale_trial_callback(spec.max_retries))
     study = optuna.create_study(
-        study_name=spec.name, storage=open_storage(url), direction=spec.direction, load_if_exists=True,
+        study_name=spec.name, storage=storage_backend, direction=spec.direction, load_if_exists=True,
         pruner=make_pruner(spec.pruner, spec.max_evaluations()),
     )
     current = provenance(spec, spec_text, data.fingerprint(spec.source, spec.target))
@@ -132,10 +139,42 @@ def run(
     counts = Counter(t.state.name for t in trials)
     console.print(f"study [bold]{spec.name}[/] · storage {shown} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
-    with LiveDisplay(console, spec.name, budget, counts) as display:
-        objective = Objective(spec, resources, display, seed)
-        _loop(study, spec, objective, TrialFailed, display, budget)
+    gate = DatabaseLock(url, f"budget:{spec.name}")
+    with LiveDisplay(console, spec.name, budget, counts) as display, _preemption_signals():
+        objective = Objective(spec, resources, display, seed, on_trial_start=gate.release)
+        _loop(study, spec, objective, TrialFailed, display, budget, gate)
     return RunResult(study, shown, budget, time.monotonic() - started)
+
+
+@contextmanager
+def _preemption_signals() -> Iterator[None]:
+    """SIGTERM (Kubernetes, local launchers) and SIGUSR2 (Slurm's preemption and timeout warning) stop the
+    running trial at once: it is failed as `preempted` and retried, and the worker exits with code 75."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def preempt(signum: int, _frame: object) -> None:
+        raise Preempted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, preempt) for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _retry_preempted(study, spec, objective) -> None:
+    """The trial this worker was running when preempted is FAIL now; queue its retry."""
+    from optuna.trial import TrialState
+
+    mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("pid") == objective.identity["pid"]
+            and t.user_attrs.get("hostname") == objective.identity["hostname"]
+            and t.user_attrs.get("failure_reason") == "preempted"]
+    if mine:
+        retry_trial(study, mine[-1], "preempted", spec.max_retries)
 
 
 def _budget(study: optuna.Study, spec: StudySpec, n_trials: int | None, console: Console) -> int | None:
@@ -168,7 +207,7 @@ def _nothing_to_do(study: optuna.Study, budget: int | None) -> str | None:
     return None
 
 
-def _loop(study, spec, objective, trial_failed, display, budget) -> None:
+def _loop(study, spec, objective, trial_failed, display, budget, gate) -> None:
     import optuna
     from optuna.trial import TrialState
 
@@ -179,25 +218,35 @@ def _loop(study, spec, objective, trial_failed, display, budget) -> None:
     finished: list[optuna.trial.FrozenTrial] = []
     callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
     while True:
-        trials = study.get_trials(deepcopy=False)
-        display.counts.clear()
-        display.counts.update(t.state.name for t in trials)
-        done = display.counts["COMPLETE"] + display.counts["PRUNED"]
-        running = display.counts["RUNNING"]
-        if (budget is not None and done >= budget) or _nothing_to_do(study, budget):
-            return
-        if budget is not None and done + running >= budget:
-            # The rest of the budget is in other workers' hands; if one of them died, its heartbeat stops
-            # and its trial is failed after the grace period, which frees the budget again.
-            if not waiting_noted:
-                display.note(f"waiting for {running} running trial(s) of other workers…")
-                waiting_noted = True
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(2)
-            continue
-        if wants_target_only(spec, trials):
-            study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
-        study.optimize(objective, n_trials=1, catch=(trial_failed,), callbacks=callbacks)
+        gate.acquire()
+        try:
+            trials = study.get_trials(deepcopy=False)
+            display.counts.clear()
+            display.counts.update(t.state.name for t in trials)
+            done = display.counts["COMPLETE"] + display.counts["PRUNED"]
+            running = display.counts["RUNNING"]
+            if (budget is not None and done >= budget) or _nothing_to_do(study, budget):
+                return
+            if budget is not None and done + running >= budget:
+                gate.release()
+                # The rest of the budget is in other workers' hands; if one of them died, its heartbeat stops
+                # and its trial is failed (and retried) after the grace period, which frees the budget again.
+                if not waiting_noted:
+                    display.note(f"waiting for {running} running trial(s) of other workers…")
+                    waiting_noted = True
+                optuna.storages.fail_stale_trials(study)
+                time.sleep(2)
+                continue
+            waiting_noted = False
+            if wants_target_only(spec, trials):
+                study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
+            try:
+                study.optimize(objective, n_trials=1, catch=(trial_failed,), callbacks=callbacks)
+            except Preempted:
+                _retry_preempted(study, spec, objective)
+                raise
+        finally:
+            gate.release()
         last = finished[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:

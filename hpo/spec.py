@@ -184,6 +184,9 @@ class StudySpec(_Strict):
     timeout: Annotated[float, Field(gt=0)] | None = Field(
         None, description="Seconds from the study's creation after which no trial starts."
     )
+    max_retries: Annotated[int, Field(ge=0)] = Field(
+        3, description="Retries of a trial whose worker died or was preempted; then its params are poisonous."
+    )
     direction: Literal["maximize"] = "maximize"
     storage: str | None = Field(None, description="Storage URL without a password (use HPO_STORAGE for one).")
 

@@ -1,8 +1,25 @@
-"""Which storage a run uses, and opening it. URLs are shown with the password masked, always."""
+"""Which storage a run uses, and opening it. URLs are shown with the password masked, always.
+
+Connection budget per worker process (PostgreSQL): one pooled connection kept open (`pool_size=1`) and one
+overflow connection opened only while two storage calls overlap (`max_overflow=1`: the heartbeat thread during a
+trial-loop call, and Optuna's schema check, which nests two), checked with a ping before use (`pool_pre_ping`)
+and recycled after 5 minutes. The budget gate (hpo/locks.py) opens one more, unpooled, for the instant it holds
+the study's advisory lock. Each storage call holds a connection for milliseconds, so 64 workers stay near 64
+connections, under PostgreSQL's default `max_connections = 100` (benchmarks/storage_workers.py measures the
+peak); the dashboard adds its own few.
+
+A transient database outage (a restart, a dropped connection) does not kill a worker: every storage call is
+retried with backoff for up to `HPO_STORAGE_RETRY_S` seconds (default 300).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import os
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StorageError
 from hpo.settings import DEFAULT_STORAGE, env_storage
@@ -10,12 +27,14 @@ from hpo.settings import DEFAULT_STORAGE, env_storage
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["display_url", "open_storage", "resolve_storage"]
+__all__ = ["display_url", "is_transient", "open_storage", "resolve_storage"]
+
+log = logging.getLogger("hpo")
 
 # Heartbeats let a later run (or another worker) fail a trial whose process died instead of leaving it
 # RUNNING forever; Optuna runs them inside study.optimize, which is why every trial goes through it.
-HEARTBEAT_INTERVAL_S = 30
-GRACE_PERIOD_S = 120
+HEARTBEAT_INTERVAL_S = int(os.environ.get("HPO_HEARTBEAT_S", "30"))
+GRACE_PERIOD_S = int(os.environ.get("HPO_GRACE_S", "120"))
 
 
 def resolve_storage(cli: str | None, study_file: str | None) -> str:
@@ -32,8 +51,22 @@ def display_url(url: str) -> str:
         return "<unparseable storage URL>"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    import optuna
+def engine_kwargs(url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing at once
+    kwargs: dict[str, Any] = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 120, "pool_pre_ping": True,
+                              "pool_recycle": 300}
+    if backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "transfer-hpo"}
+    return kwargs
+
+
+def open_storage(url: str, **callbacks: Any) -> optuna.storages.RDBStorage:
+    """The study's RDB storage with heartbeats, pooled as documented above; a clear one-line error if the URL
+    is malformed, the server unreachable or the credentials wrong. The password never appears."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -43,18 +76,90 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             "the storage URL is not a database URL; write it as sqlite:///hpo.db or "
             "postgresql+psycopg2://user:password@host:5432/dbname"
         ) from None
-    engine_kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
-        engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing at once
+    import warnings
+
+    import optuna
+
+    from hpo.locks import DatabaseLock
+
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-        )
+        with warnings.catch_warnings(), DatabaseLock(url, "schema", outage_s=0):
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+            return _resilient_class()(
+                url, engine_kwargs=engine_kwargs(url), heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S, **callbacks,
+            )
     except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        if parsed.password:
-            reason = reason.replace(parsed.password, "***")
-        raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
+        raise StorageError(f"cannot open storage {display_url(url)}: {_reason(exc, parsed.password)}") from None
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    root: BaseException = exc
+    while root.__cause__ is not None or getattr(root, "orig", None) is not None:
+        root = getattr(root, "orig", None) or root.__cause__
+    text = str(root).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((line for line in lines if "FATAL" in line or "error" in line.lower()), lines[0] if lines else
+                  type(root).__name__)
+    reason = reason.removeprefix("FATAL:").strip()
+    if isinstance(root, ModuleNotFoundError):
+        reason = f"the database driver is not installed ({root.name})"
+    return reason.replace(password, "***") if password else reason
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection, which retrying may cure; not a constraint or a programming error."""
+    from sqlalchemy import exc as sa
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError):
+            return True
+        if type(seen).__module__.startswith("psycopg2") and type(seen).__name__ in ("OperationalError",
+                                                                                      "InterfaceError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + float(os.environ.get("HPO_STORAGE_RETRY_S", "300"))
+        delay = 0.5
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("storage unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    return call
+
+
+_resilient: type | None = None
+
+
+def _resilient_class() -> type:
+    """RDBStorage whose calls survive a transient outage.
+
+    Written here because Optuna retries nothing: its heartbeat thread dies silently at the first database
+    error (after which other workers fail the live trial), and any call during a server restart raises.
+    Retried calls are the storage's public methods plus the heartbeat and stale-trial queries.
+    """
+    global _resilient
+    if _resilient is None:
+        from optuna.storages import RDBStorage
+
+        names = [n for n in vars(RDBStorage) if not n.startswith("__") and callable(getattr(RDBStorage, n))]
+        names = [n for n in names if not n.startswith("_") or n == "_get_stale_trial_ids"]
+        names = [n for n in names if n not in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback",
+                                               "get_failed_trial_callback", "remove_session")]
+        _resilient = type("ResilientRDBStorage", (RDBStorage,),
+                          {n: _retrying(getattr(RDBStorage, n)) for n in names})
+    return _resilient

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from hpo.storage import display_url, open_storage, resolve_storage
 
-__all__ = ["list_studies"]
+__all__ = ["delete_study", "list_studies"]
 
 
 def list_studies(storage: str | None) -> Table | str:
@@ -21,8 +21,9 @@ def list_studies(storage: str | None) -> Table | str:
     if not summaries:
         return f"no studies in {display_url(url)}"
     table = Table(title=f"studies in {display_url(url)}", title_justify="left")
-    for column in ("study", "complete", "pruned", "failed", "running", "budget", "best val F1", "created"):
-        table.add_column(column, justify="left" if column in ("study", "created") else "right")
+    table.add_column("study", no_wrap=True)
+    for column in ("complete", "pruned", "failed", "running", "budget", "best F1"):
+        table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
     for summary in sorted(summaries, key=lambda s: s.datetime_start or datetime.min):
         study_id = backend.get_study_id_from_name(summary.study_name)
         counts = Counter(t.state.name for t in backend.get_all_trials(study_id, deepcopy=False))
@@ -31,6 +32,19 @@ def list_studies(storage: str | None) -> Table | str:
             summary.study_name, str(counts["COMPLETE"]), str(counts["PRUNED"]), str(counts["FAIL"]),
             str(counts["RUNNING"]), str(summary.user_attrs.get("n_trials", "-")),
             f"{best:.4f}" if best is not None else "-",
-            f"{summary.datetime_start:%Y-%m-%d %H:%M}" if summary.datetime_start else "-",
         )
     return table
+
+
+def delete_study(storage: str | None, name: str) -> str:
+    import optuna
+
+    url = resolve_storage(storage, None)
+    backend = open_storage(url)
+    try:
+        optuna.delete_study(study_name=name, storage=backend)
+    except KeyError:
+        from hpo.errors import HpoError
+
+        raise HpoError(f"no study named {name!r} in {display_url(url)}") from None
+    return f"deleted study {name!r} from {display_url(url)}"

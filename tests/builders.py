@@ -53,16 +53,17 @@ def one_batch(n: int = 8, width: int = 12, n_classes: int = 3) -> Encoded:
 
 
 def write_study(
-    path: Path, model_dir: Path, *, name: str = "tiny", n_trials: int = 4, extra: str = ""
+    path: Path, model_dir: Path, *, name: str = "tiny", n_trials: int = 4, extra: str = "", epochs: int = 2,
+    target_samples: int = 160, pruner: str = "{name: median, n_startup_trials: 2}",
 ) -> Path:
     """A small real study: R8 from 20 Newsgroups, subsampled, on a tiny local model."""
     path.write_text(f"""
 name: {name}
 model: {{id: {model_dir}}}
 source: {{builtin: 20newsgroups, max_samples: 96}}
-target: {{builtin: reuters-r8, max_samples: 160}}
+target: {{builtin: reuters-r8, max_samples: {target_samples}}}
 validation_size: 48
-training: {{epochs: 2, batch_size: 16, max_length: 32, evaluations_per_epoch: 2, learning_rate: 1.0e-3}}
+training: {{epochs: {epochs}, batch_size: 16, max_length: 32, evaluations_per_epoch: 2, learning_rate: 1.0e-3}}
 search_space:
   learning_rate: {{low: 1.0e-4, high: 3.0e-3, log: true}}
   source_weight: {{low: 0.3, high: 1.0, target_only_share: 0.25}}
@@ -70,7 +71,7 @@ search_space:
   l1: {{choices: [0.0, 1.0e-6]}}
   l2: {{choices: [0.0, 1.0e-4]}}
 sampler: {{name: tpe, n_startup_trials: 2}}
-pruner: {{name: median, n_startup_trials: 2}}
+pruner: {pruner}
 n_trials: {n_trials}
 {extra}
 """)

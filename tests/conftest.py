@@ -32,3 +32,13 @@ def tiny_model_dir(tmp_path_factory, minilm_tokenizer) -> Path:
     BertModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def pg_url():
+    """A URL to a new, empty database on the machine's PostgreSQL; dropped after the test."""
+    from tests.pg import create_database, drop_database
+
+    url, name = create_database()
+    yield url
+    drop_database(name)

@@ -1,0 +1,98 @@
+"""Locks shared by every worker of a storage, held for moments.
+
+- The budget gate. Plain Optuna checks a budget after trials finish (`MaxTrialsCallback`), so N workers
+  overshoot it by up to N-1 trials. Here a worker starts a trial only while holding the study's lock, and only if
+  COMPLETE + PRUNED + RUNNING < budget; it lets go once its trial exists as RUNNING. A RUNNING trial that then
+  fails frees its place.
+- The schema lock: Optuna creates its tables on first use, and workers starting together on an empty database
+  would race to create them.
+
+On PostgreSQL the lock is an advisory lock taken with `pg_try_advisory_lock` on a short-lived connection, so
+waiting workers hold no connection; on SQLite, a file lock beside the database file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from typing import Any
+
+from filelock import FileLock
+
+__all__ = ["DatabaseLock"]
+
+
+class DatabaseLock:
+    """A named lock for every process using the storage at `url`."""
+
+    def __init__(self, url: str, name: str, *, outage_s: float | None = None) -> None:
+        """`outage_s`: how long to keep trying through connection errors (default HPO_STORAGE_RETRY_S); 0 raises
+        the first one, as opening a storage must, to say at once that the server is unreachable."""
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        self._key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self._url = url
+        self._backend = parsed.get_backend_name()
+        self._file_lock: FileLock | None = None
+        if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+            self._file_lock = FileLock(f"{parsed.database}.{digest}.lock")
+        self._engine: Any = None
+        self._connection: Any = None
+        self._outage_s = float(os.environ.get("HPO_STORAGE_RETRY_S", "300")) if outage_s is None else outage_s
+
+    def acquire(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.acquire()
+        elif self._backend == "postgresql":
+            self._acquire_advisory()
+
+    def __enter__(self) -> DatabaseLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Idempotent: the budget gate is released as soon as the trial exists, and again in `finally`."""
+        if self._file_lock is not None and self._file_lock.is_locked:
+            self._file_lock.release()
+        if self._connection is not None:
+            from sqlalchemy import text
+
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            finally:  # closing the session releases the lock even if the unlock failed
+                self._connection.close()
+                self._connection = None
+
+    def _acquire_advisory(self) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        from hpo.storage import is_transient
+
+        if self._engine is None:
+            self._engine = create_engine(self._url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                                         connect_args={"connect_timeout": 10})
+        delay = 0.02
+        give_up = time.monotonic() + self._outage_s
+        while True:
+            try:
+                connection = self._engine.connect()
+                got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > give_up:
+                    raise
+                got, connection = False, None
+            if got:
+                self._connection = connection
+                return
+            if connection is not None:
+                connection.close()
+            time.sleep(delay * (0.5 + random.random()))  # jitter: waiting workers don't knock in step
+            delay = min(delay * 1.5, 0.5)

@@ -1,0 +1,110 @@
+"""`hpo status NAME`: how far a study is, who is running what, and what was retried."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from hpo.errors import HpoError
+from hpo.progress import format_params
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["last_heartbeats", "study_status"]
+
+
+def study_status(storage: optuna.storages.RDBStorage, name: str) -> Group:
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        raise HpoError(f"no study named {name!r} in the storage; studies: {names}") from None
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    budget = study.user_attrs.get("n_trials")
+    done = counts["COMPLETE"] + counts["PRUNED"]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value) if complete else None
+
+    head = Table(show_header=False, title=f"study {name}", title_justify="left")
+    head.add_column(style="dim")
+    head.add_column()
+    head.add_row("budget", f"{done} / {budget}" if budget else f"{done} (no trial budget)")
+    head.add_row("trials", ", ".join(f"{counts[s]} {s.lower()}" for s in
+                                     ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")))
+    head.add_row("best val F1", f"{best.value:.4f} (trial {best.number})  {format_params(best.params)}"
+                 if best else "-")
+    if study.user_attrs.get("deadline"):
+        head.add_row("deadline", study.user_attrs["deadline"])
+    parts: list[Any] = [head]
+
+    running = [t for t in trials if t.state.name == "RUNNING"]
+    if running:
+        beats = last_heartbeats(storage, [t._trial_id for t in running])
+        table = Table(title="running trials", title_justify="left")
+        for column in ("trial", "worker", "device", "age", "last heartbeat", "evaluations", "val F1"):
+            table.add_column(column)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for t in running:
+            started = t.datetime_start.replace(tzinfo=None) if t.datetime_start else now
+            beat = beats.get(t._trial_id)
+            last = max(t.intermediate_values) if t.intermediate_values else None
+            table.add_row(
+                str(t.number), f"{t.user_attrs.get('hostname', '?')}:{t.user_attrs.get('pid', '?')}",
+                str(t.user_attrs.get("device", "?")), _ago((now - started).total_seconds()),
+                f"{_ago(beat)} ago" if beat is not None else "-",
+                str(len(t.intermediate_values)), f"{t.intermediate_values[last]:.4f}" if last else "-",
+            )
+        parts.append(table)
+
+    retries = [t for t in trials if "retry_of" in t.user_attrs]
+    if retries:
+        table = Table(title="retries", title_justify="left")
+        for column in ("trial", "retry of", "attempt", "why", "state"):
+            table.add_column(column)
+        for t in retries:
+            table.add_row(str(t.number), str(t.user_attrs["retry_of"]), str(t.user_attrs.get("attempt")),
+                          str(t.user_attrs.get("retry_reason", "")), t.state.name)
+        parts.append(table)
+    for poison in study.user_attrs.get("poisonous", []):
+        parts.append(Text(f"poisonous parameters (failed {poison['attempts']} times, {poison['reason']}): "
+                          f"{format_params(poison['params'])}", style="red"))
+    return Group(*parts)
+
+
+def last_heartbeats(storage: Any, trial_ids: list[int]) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, by the database's own clock.
+
+    Optuna keeps heartbeats in its `trial_heartbeats` table but has no public getter for them.
+    """
+    from sqlalchemy import text
+
+    backend = getattr(storage, "_backend", storage)  # optuna wraps RDBStorage in a cache
+    engine = getattr(backend, "engine", None)
+    if engine is None or not trial_ids:
+        return {}
+    with engine.connect() as connection:
+        now = connection.execute(text("SELECT CURRENT_TIMESTAMP")).scalar()
+        rows = connection.execute(text("SELECT trial_id, heartbeat FROM trial_heartbeats")).all()
+    now = _naive(now)
+    return {tid: (now - _naive(beat)).total_seconds() for tid, beat in rows if tid in set(trial_ids)}
+
+
+def _naive(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
