@@ -16,12 +16,13 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -34,7 +35,7 @@ from hpo.storage import display_url, open_storage, resolve_storage
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["RunResult", "check_model", "load_data", "run", "worker_seed"]
+__all__ = ["RunResult", "check_model", "load_data", "run", "run_trials", "worker_seed"]
 
 log = logging.getLogger("hpo")
 
@@ -142,7 +143,10 @@ def run(
     gate = DatabaseLock(url, f"budget:{spec.name}")
     with LiveDisplay(console, spec.name, budget, counts) as display, _preemption_signals():
         objective = Objective(spec, resources, display, seed, on_trial_start=gate.release)
-        _loop(study, spec, objective, TrialFailed, display, budget, gate)
+        run_trials(
+            study, objective, budget=budget, gate=gate, display=display, catch=(TrialFailed,),
+            before_trial=partial(_keep_target_only_share, study, spec), max_retries=spec.max_retries,
+        )
     return RunResult(study, shown, budget, time.monotonic() - started)
 
 
@@ -165,16 +169,23 @@ def _preemption_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _retry_preempted(study, spec, objective) -> None:
-    """The trial this worker was running when preempted is FAIL now; queue its retry."""
+def _keep_target_only_share(study: optuna.Study, spec: StudySpec, trials: list) -> None:
+    from hpo.space import wants_target_only
+
+    if wants_target_only(spec, trials):
+        study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
+
+
+def _retry_preempted(study: optuna.Study, max_retries: int) -> None:
+    """The trial this process was running when preempted is FAIL now; queue its retry."""
     from optuna.trial import TrialState
 
+    host, pid = socket.gethostname(), os.getpid()
     mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("pid") == objective.identity["pid"]
-            and t.user_attrs.get("hostname") == objective.identity["hostname"]
+            if t.user_attrs.get("pid") == pid and t.user_attrs.get("hostname") == host
             and t.user_attrs.get("failure_reason") == "preempted"]
     if mine:
-        retry_trial(study, mine[-1], "preempted", spec.max_retries)
+        retry_trial(study, mine[-1], "preempted", max_retries)
 
 
 def _budget(study: optuna.Study, spec: StudySpec, n_trials: int | None, console: Console) -> int | None:
@@ -207,11 +218,22 @@ def _nothing_to_do(study: optuna.Study, budget: int | None) -> str | None:
     return None
 
 
-def _loop(study, spec, objective, trial_failed, display, budget, gate) -> None:
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    budget: int | None,
+    gate: DatabaseLock,
+    display: Any,
+    catch: tuple[type[Exception], ...] = (),
+    before_trial: Callable[[list[optuna.trial.FrozenTrial]], None] | None = None,
+    max_retries: int = 3,
+) -> None:
+    """Run trials one at a time through `study.optimize` (heartbeats, state mapping) until the budget is spent or
+    the deadline passes. The objective must call `gate.release()` first thing: the gate is held from the budget
+    check until the trial exists. `display` takes `counts`, `trial_finished(trial)` and `note(text)`."""
     import optuna
     from optuna.trial import TrialState
-
-    from hpo.space import wants_target_only
 
     failures_in_a_row = 0
     waiting_noted = False
@@ -235,15 +257,15 @@ def _loop(study, spec, objective, trial_failed, display, budget, gate) -> None:
                     display.note(f"waiting for {running} running trial(s) of other workers…")
                     waiting_noted = True
                 optuna.storages.fail_stale_trials(study)
-                time.sleep(2)
+                time.sleep(1)
                 continue
             waiting_noted = False
-            if wants_target_only(spec, trials):
-                study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
+            if before_trial is not None:
+                before_trial(trials)
             try:
-                study.optimize(objective, n_trials=1, catch=(trial_failed,), callbacks=callbacks)
+                study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
             except Preempted:
-                _retry_preempted(study, spec, objective)
+                _retry_preempted(study, max_retries)
                 raise
         finally:
             gate.release()

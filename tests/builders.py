@@ -84,3 +84,18 @@ def hpo_cli(*args: str, cwd: Path, timeout: float = 600):
     env.pop("HPO_STORAGE", None)
     command = [sys.executable, "-m", "hpo", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                  # offline: any fetch by host name fails; pages on 127.0.0.1 still load
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                  "--virtual-time-budget=10000"]
+
+
+def browse_page(chromium: str, url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Load `url` in headless Chromium after its scripts ran (`--dump-dom`, `--screenshot=...` in args)."""
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

@@ -42,3 +42,17 @@ def pg_url():
     url, name = create_database()
     yield url
     drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, for tests that look at pages as a person would."""
+    import os
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("chromium is not installed; page tests need it in CI (apt-get install -y chromium)")
+    pytest.skip("chromium is not installed (apt-get install -y chromium); page tests need it")

@@ -5,7 +5,6 @@ figure. The screenshot and the report stay in tests/artifacts/ for a person to l
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.errors import HpoError
 from hpo.report import FIGURE_IDS, compute_summary, report_study, retry_chains, write_report
-from tests.builders import REPO, hpo_cli, write_study
+from tests.builders import REPO, browse_page, hpo_cli, write_study
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -126,22 +125,6 @@ def _assert_self_contained(page: str) -> None:
 
 # -- a real study, its report, in a browser --------------------------------------------------------------------
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                  "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: any network fetch would fail
-                  "--virtual-time-budget=10000"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is not installed; the report test needs it in CI (apt-get install -y chromium)")
-    pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test of the report needs it")
-
-
 @pytest.fixture(scope="module")
 def real_storage(tmp_path_factory, tiny_model_dir) -> str:
     """The storage URL of a real 6-trial study, run by the `hpo` command on a tiny local model."""
@@ -168,10 +151,7 @@ def rendered(chromium, real_study, tmp_path_factory):
 
     def browse(*args: str) -> subprocess.CompletedProcess:
         profile = tmp_path_factory.mktemp("chromium-profile")
-        done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, report.as_uri()],
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done
+        return browse_page(chromium, report.as_uri(), profile, *args)
 
     dom = browse("--dump-dom").stdout
     screenshot = ARTIFACTS / "report.png"

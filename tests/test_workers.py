@@ -4,7 +4,9 @@ nothing lost when a worker is killed, preempted, or the database restarts."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.builders import write_study
+from tests.builders import hpo_cli, write_study
 from tests.pg import restart_postgres
 
 FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
@@ -117,6 +119,10 @@ def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model
     log = tmp_path / "w.log"
     worker = _worker(spec, pg_url, tmp_path, log)
     running = _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
+    status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "running trials" in status.stdout and f"{socket.gethostname()}:{worker.pid}" in status.stdout
+    assert re.search(r"\d+:\d\d ago", status.stdout), "the last heartbeat is shown"
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 75, log.read_text()[-3000:]
     assert "preempted" in log.read_text()
@@ -133,6 +139,8 @@ def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model
     retry = next(t for t in _study(pg_url).trials if t.user_attrs.get("retry_of") == running.number)
     assert retry.state == TrialState.COMPLETE and retry.params == preempted.params
     assert _used(_study(pg_url)) == 2
+    status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
+    assert "retries" in status.stdout and "preempted" in status.stdout and "2 / 2" in status.stdout
 
 
 @pytest.mark.slow

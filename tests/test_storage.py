@@ -1,0 +1,87 @@
+"""Opening storages: a malformed URL, an unreachable server and a wrong password each give one clear line, and
+the password appears nowhere in what the commands print. The wrong-password case runs against a PostgreSQL
+cluster this module creates with password (scram-sha-256) authentication, since the machine's own cluster
+trusts local connections."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.builders import hpo_cli, write_study
+from tests.pg import require_postgres
+
+PORT = 5441
+RIGHT = "Right-pass-4821"
+WRONG = "Wrong-pass-9377"
+
+
+def _pg(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def password_cluster():
+    require_postgres()
+    if shutil.which("pg_createcluster") is None:
+        pytest.fail("pg_createcluster (Debian's postgresql-common) is needed to test password authentication")
+    version = sorted(Path("/etc/postgresql").iterdir())[-1].name
+    _pg("pg_dropcluster", "--stop", version, "hpoauth")  # a leftover from an interrupted run
+    made = _pg("pg_createcluster", version, "hpoauth", "-p", str(PORT), "--",
+               "--auth-host=scram-sha-256", "--auth-local=trust")
+    assert made.returncode == 0, made.stderr
+    try:
+        started = _pg("pg_ctlcluster", "--skip-systemctl-redirect", version, "hpoauth", "start")
+        assert started.returncode == 0, started.stderr
+        for sql in (f"CREATE ROLE hpo LOGIN PASSWORD '{RIGHT}'", "CREATE DATABASE hpo OWNER hpo"):
+            done = _pg("psql", "-h", "/var/run/postgresql", "-p", str(PORT), "-U", "postgres", "-c", sql)
+            assert done.returncode == 0, done.stderr
+        yield f"postgresql+psycopg2://hpo:{{password}}@127.0.0.1:{PORT}/hpo"
+    finally:
+        _pg("pg_dropcluster", "--stop", version, "hpoauth")
+
+
+def _assert_clean(done: subprocess.CompletedProcess, *secrets: str) -> str:
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text
+    for secret in secrets:
+        assert secret not in text
+    return text
+
+
+def test_malformed_url_is_one_clear_line(tmp_path):
+    for url in ("not a url", f"postgresql+psycopg2://hpo:{WRONG}@127.0.0.1:notaport/hpo"):
+        done = hpo_cli("studies", "--storage", url, cwd=tmp_path)
+        assert done.returncode == 1
+        text = _assert_clean(done, WRONG)
+        assert "the storage URL is not a database URL" in text
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path):
+    done = hpo_cli("studies", "--storage", f"postgresql+psycopg2://hpo:{WRONG}@127.0.0.1:5999/hpo", cwd=tmp_path)
+    assert done.returncode == 1
+    text = _assert_clean(done, WRONG)
+    assert "cannot open storage postgresql+psycopg2://hpo:***@127.0.0.1:5999/hpo" in text
+    assert "refused" in text or "could not connect" in text
+
+
+def test_wrong_password_is_one_clear_line(tmp_path, password_cluster):
+    done = hpo_cli("status", "any", "--storage", password_cluster.format(password=WRONG), cwd=tmp_path)
+    assert done.returncode == 1
+    text = _assert_clean(done, WRONG)
+    assert 'password authentication failed for user "hpo"' in text
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_run_never_prints_the_password(tmp_path, tiny_model_dir, password_cluster):
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=1)
+    url = password_cluster.format(password=RIGHT)
+    done = hpo_cli("run", str(spec), "--storage", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = _assert_clean(done, RIGHT)
+    assert "postgresql+psycopg2://hpo:***@127.0.0.1" in text  # the summary's storage row
+    listing = hpo_cli("studies", "--storage", url, cwd=tmp_path)
+    assert "tiny" in _assert_clean(listing, RIGHT)
