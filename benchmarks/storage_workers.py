@@ -150,7 +150,7 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
         import traceback
 
         traceback.print_exc()
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split()).split(" [SQL:")[0].split(" (Background on")[0]
         print(f"DIED after {ran} trial(s): {reason[:300]}", file=sys.stderr, flush=True)
         print(json.dumps({"ran": ran, "died": reason[:300]}), flush=True)
         return 1
@@ -368,13 +368,14 @@ def main() -> None:
     import sqlalchemy
     from sqlalchemy import text
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with admin_engine().connect() as connection:
         server = connection.execute(text("SHOW server_version")).scalar()
         max_connections = connection.execute(text("SHOW max_connections")).scalar()
-        others = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                                         "'client backend'")).scalar()
+        at_start = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                                           "'client backend'")).scalar()
     print(f"PostgreSQL {server} on 127.0.0.1:5432, max_connections {max_connections} "
-          f"({others} client connections open at the start, this one included)")
+          f"({at_start} client connections open at the start, this one included)")
     print(f"optuna {optuna.__version__}, sqlalchemy {sqlalchemy.__version__}, "
           f"psycopg2 {psycopg2.__version__.split()[0]}, python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"budget {args.budget} trials (COMPLETE + PRUNED), {STEPS} reported values and 5 params per trial, "
@@ -430,7 +431,7 @@ def main() -> None:
             "settings": {"workers": args.worker_counts, "setups": args.setup_names, "budget": args.budget,
                          "steps": STEPS, "params": 5, "quick": args.quick, "timeout_s": args.timeout},
             "environment": {"postgresql": server, "max_connections": int(max_connections),
-                            "client_connections_at_start": int(others), "optuna": optuna.__version__,
+                            "client_connections_at_start": int(at_start), "optuna": optuna.__version__,
                             "sqlalchemy": sqlalchemy.__version__, "python": platform.python_version(),
                             "cpus": os.cpu_count()},
             "definition": "wall_s: release of the imported workers -> last exit; trials_per_s = COMPLETE + PRUNED "

@@ -57,13 +57,17 @@ def run(
     ] = None,
     storage: StorageOption = None,
     force: Annotated[bool, typer.Option("--force", help="Continue even if the setup changed.")] = False,
+    enqueue: Annotated[
+        Path | None, typer.Option("--enqueue", help="Try these exported configs first (hpo export --top k).")
+    ] = None,
 ) -> None:
     """Run the study: trials until its budget is spent or its deadline passes, then a summary."""
     from hpo.progress import summary_table
     from hpo.runner import run as run_study
 
     _quiet_libraries()
-    result = run_study(study_file, storage=storage, n_trials=n_trials, force=force, console=console)
+    result = run_study(study_file, storage=storage, n_trials=n_trials, force=force, console=console,
+                       enqueue=enqueue)
     if result.message:
         console.print(result.message)
         return
@@ -168,6 +172,103 @@ def report(
     from hpo.report import report_study
 
     console.print(report_study(name, output or Path(f"{name}-report.html"), storage), highlight=False)
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Export the k best configs (for --enqueue).")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="yaml (a runnable study file) or training-args (JSON for HF Trainer).")
+    ] = "yaml",
+    trial: Annotated[int | None, typer.Option("--trial", help="Export this trial instead of the best.")] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Export the best trial as a runnable study file with every searched field fixed (or the k best configs,
+    or TrainingArguments JSON)."""
+    from hpo.export import export_study
+
+    message = export_study(name, output, top=top, output_format=output_format, trial=trial, storage=storage)
+    console.print(message, highlight=False)
+
+
+@app.command("train")
+def train_command(
+    study_file: Annotated[Path, typer.Argument(help="An exported study file (every field fixed).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to save the trained classifier in.")],
+    train_on: Annotated[
+        str, typer.Option("--train-on", help="train (keep the best validation step) or train+validation.")
+    ] = "train",
+) -> None:
+    """Retrain an exported config, save the model (save_pretrained) and evaluate it on the test split."""
+    from hpo.evaluate import format_metrics
+    from hpo.retrain import retrain
+
+    _quiet_libraries()
+    if train_on not in ("train", "train+validation"):
+        raise HpoError(f"--train-on must be train or train+validation, not {train_on!r}")
+    with console.status("training…"):
+        metrics = retrain(study_file, out, train_on=train_on)
+    if metrics["validation"]:
+        v = metrics["validation"]
+        console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['step']} (epoch {v['epoch']:g})")
+    console.print(*format_metrics(metrics["test"]))
+    console.print(f"saved to {out} (metrics.json, confusion_matrix.html); train time {metrics['train_seconds']:.0f} s")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory written by `hpo train --out`.")],
+) -> None:
+    """Evaluate a saved classifier on its study's test split: metric tables, plus test_metrics.json and
+    confusion_matrix.html written into MODEL_DIR."""
+    from hpo.evaluate import evaluate_dir, format_metrics
+
+    _quiet_libraries()
+    with console.status("evaluating on the test split…"):
+        metrics = evaluate_dir(model_dir)
+    console.print(*format_metrics(metrics))
+    console.print(f"confusion matrix: {model_dir / 'confusion_matrix.html'}; "
+                  f"metrics: {model_dir / 'test_metrics.json'}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory written by `hpo train --out`.")],
+    source: Annotated[str, typer.Argument(
+        metavar="INPUT", help="CSV, TSV, JSON, JSONL or Parquet file of texts, or - for one text per line on stdin.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write: .csv, .tsv, .json, .jsonl or .parquet. Default: CSV on stdout.")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", help="The input column holding the texts.")] = "text",
+) -> None:
+    """Label texts with a saved classifier: per row the text, `label` and `p_<class>` for every class."""
+    from hpo.predict import predict_file
+
+    _quiet_libraries()
+    with err_console.status("predicting…"):  # stderr: stdout may be the CSV itself
+        written = predict_file(model_dir, source if source == "-" else Path(source), output, text_column=text_column)
+    if written != "-":
+        console.print(f"wrote {written}", highlight=False)
+
+
+@app.command("transfer-effect")
+def transfer_effect(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per trained row, paired across rows.")] = 5,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem).")
+    ] = Path("transfer.html"),
+    storage: StorageOption = None,
+) -> None:
+    """Measure what the source task bought on the target's test split: zero-shot, linear probe, target only and
+    transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer)."""
+    from hpo.transfer_effect import open_study
+    from hpo.transfer_effect import transfer_effect as measure
+
+    _quiet_libraries()
+    study, url = open_study(name, storage)  # HpoError listing the studies when NAME is unknown
+    measure(study, seeds=seeds, output=output, storage_url=url, console=console)
 
 
 def _quiet_libraries() -> None:

@@ -10,7 +10,6 @@ import gc
 import os
 import socket
 import traceback
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
@@ -20,22 +19,20 @@ from hpo.retry import Preempted
 from hpo.space import suggest
 from hpo.spec import StudySpec
 from hpo.train.config import TrainConfig
-from hpo.train.data import TaskData
 from hpo.train.loop import (
     Evaluation,
     NonFiniteLoss,
     TimeLimitExceeded,
     resolve_device,
     resolve_precision,
-    train,
 )
-from hpo.train.model import EncoderBundle, TransferModel
-from hpo.train.tokens import Encoded, encode, tokenizer_fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Objective", "Reporter", "TrialFailed", "TrialResources"]
+    from hpo.resources import Workbench
+
+__all__ = ["Objective", "Reporter", "TrialFailed"]
 
 
 class TrialFailed(Exception):
@@ -46,25 +43,6 @@ class Reporter(Protocol):
     def trial_started(self, number: int, config: TrainConfig, searched: list[str]) -> None: ...
     def step(self, step: int, total: int) -> None: ...
     def evaluated(self, evaluation: Evaluation, epochs: int) -> None: ...
-
-
-@dataclass
-class TrialResources:
-    """Loaded once per process and shared by its trials: model files, datasets, tokenised arrays."""
-
-    bundle: EncoderBundle
-    data: TaskData
-    _tokenizer_key: str = ""
-    _encoded: dict[tuple[str, int], Encoded] = field(default_factory=dict)
-
-    def encoded(self, split: str, max_length: int) -> Encoded:
-        if not self._tokenizer_key:
-            self._tokenizer_key = tokenizer_fingerprint(self.bundle.tokenizer)
-        key = (split, max_length)
-        if key not in self._encoded:
-            corpus = {"source": self.data.source, "train": self.data.target_train, "val": self.data.target_val}[split]
-            self._encoded[key] = encode(self.bundle.tokenizer, self._tokenizer_key, corpus, max_length)
-        return self._encoded[key]
 
 
 def worker_identity() -> dict[str, Any]:
@@ -80,7 +58,7 @@ def worker_identity() -> dict[str, Any]:
 
 class Objective:
     def __init__(
-        self, spec: StudySpec, resources: TrialResources, reporter: Reporter, worker_seed: int,
+        self, spec: StudySpec, resources: Workbench, reporter: Reporter, worker_seed: int,
         on_trial_start: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
@@ -123,15 +101,8 @@ class Objective:
         return result.best.f1
 
     def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation]) -> Any:
-        import torch
-
-        data, res = self.resources.data, self.resources
-        torch.manual_seed(config.seed)  # the same heads for the same seed, whatever ran before
-        model = TransferModel(
-            res.bundle.fresh_encoder(), len(data.target_train.label_names), len(data.source.label_names),
-            res.bundle.spec.pooling,
-        )
-        trial.set_user_attr("trainable_params", _trainable_after_freeze(model, config.freeze_depth))
+        model = self.resources.new_model(config)
+        trial.set_user_attr("trainable_params", sum(p.numel() for p in model.parameters() if p.requires_grad))
 
         def on_eval(evaluation: Evaluation) -> None:
             curve.append(evaluation)
@@ -141,16 +112,7 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at evaluation {evaluation.step} (val F1 {evaluation.f1:.4f})")
 
-        source = res.encoded("source", config.max_length) if config.source_weight < 1 else None
-        return train(
-            config, model, res.encoded("train", config.max_length), res.encoded("val", config.max_length), source,
-            pad_id=res.bundle.tokenizer.pad_token_id or 0, on_eval=on_eval, on_step=self.reporter.step,
-        )
-
-
-def _trainable_after_freeze(model: Any, depth: int) -> int:
-    model.freeze(depth)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return self.resources.fit(config, on_eval, model=model, on_step=self.reporter.step)[1]
 
 
 def _record(trial: optuna.Trial, curve: list[Evaluation]) -> None:

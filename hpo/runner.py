@@ -83,6 +83,7 @@ def run(
     n_trials: int | None = None,
     force: bool = False,
     console: Console | None = None,
+    enqueue: Path | None = None,
 ) -> RunResult:
     import optuna
 
@@ -124,6 +125,8 @@ def run(
     else:
         check_unchanged(stored, current, spec.name)
 
+    if enqueue is not None:
+        _enqueue_exported(study, spec, enqueue, console)
     budget = _budget(study, spec, n_trials, console)
     message = _nothing_to_do(study, budget)
     if message:
@@ -133,10 +136,11 @@ def run(
     seed = worker_seed(spec.training.seed, len(trials))
     study.sampler = make_sampler(spec.sampler, seed)
     with console.status("loading the model…"):
-        from hpo.objective import Objective, TrialFailed, TrialResources
+        from hpo.objective import Objective, TrialFailed
+        from hpo.resources import Workbench
         from hpo.train.model import load_encoder
 
-        resources = TrialResources(load_encoder(spec.model), data)
+        resources = Workbench(load_encoder(spec.model), data)
     counts = Counter(t.state.name for t in trials)
     console.print(f"study [bold]{spec.name}[/] · storage {shown} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
@@ -167,6 +171,21 @@ def _preemption_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _enqueue_exported(study: optuna.Study, spec: StudySpec, path: Path, console: Console) -> None:
+    import yaml
+
+    from hpo.export import enqueued_configs
+
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise HpoError(f"{path}: cannot read the exported configs: {exc}") from None
+    configs = enqueued_configs(document if isinstance(document, dict) else {}, spec, str(path))
+    for params in configs:
+        study.enqueue_trial(params, user_attrs={"enqueued_from": str(path)}, skip_if_exists=True)
+    console.print(f"enqueued {len(configs)} exported config(s) from {path}; they run first", highlight=False)
 
 
 def _keep_target_only_share(study: optuna.Study, spec: StudySpec, trials: list) -> None:

@@ -189,6 +189,9 @@ class StudySpec(_Strict):
     )
     direction: Literal["maximize"] = "maximize"
     storage: str | None = Field(None, description="Storage URL without a password (use HPO_STORAGE for one).")
+    exported_from: dict[str, Any] | None = Field(
+        None, description="Written by `hpo export`: the study, trial, validation F1 and provenance it came from."
+    )
 
     @field_validator("storage")
     @classmethod

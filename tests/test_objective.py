@@ -7,7 +7,8 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.algorithms import make_pruner, make_sampler
-from hpo.objective import Objective, TrialFailed, TrialResources
+from hpo.objective import Objective, TrialFailed
+from hpo.resources import Workbench
 from hpo.runner import load_data
 from hpo.spec import load_spec
 from hpo.train.model import load_encoder
@@ -33,7 +34,7 @@ def _study_and_objective(tmp_path, model_dir, extra_space: str, training: str = 
         storage=f"sqlite:///{tmp_path / 'o.db'}", direction="maximize",
         sampler=make_sampler(spec.sampler, 0), pruner=make_pruner(spec.pruner, spec.max_evaluations()),
     )
-    resources = TrialResources(load_encoder(spec.model), load_data(spec))
+    resources = Workbench(load_encoder(spec.model), load_data(spec))
     return study, Objective(spec, resources, SilentReporter(), worker_seed=0)
 
 

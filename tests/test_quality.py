@@ -8,7 +8,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.algorithms import make_pruner
-from hpo.objective import Objective, TrialFailed, TrialResources
+from hpo.objective import Objective, TrialFailed
+from hpo.resources import Workbench
 from hpo.runner import load_data
 from hpo.spec import load_spec
 from hpo.train.model import load_encoder
@@ -22,7 +23,7 @@ def test_quickstart_sized_trial_reaches_080_macro_f1(source_weight):
     study = optuna.create_study(direction="maximize", pruner=make_pruner(spec.pruner, spec.max_evaluations()))
     study.enqueue_trial({"learning_rate": 3e-4, "source_weight": source_weight, "freeze_depth": 2,
                          "l1": 0.0, "l2": 0.0})
-    objective = Objective(spec, TrialResources(load_encoder(spec.model), load_data(spec)), SilentReporter(), 0)
+    objective = Objective(spec, Workbench(load_encoder(spec.model), load_data(spec)), SilentReporter(), 0)
     study.optimize(objective, n_trials=1, catch=(TrialFailed,))
     (trial,) = study.get_trials()
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("failure_reason")

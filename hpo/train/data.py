@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class Corpus:
     def take(self, indices: np.ndarray) -> Corpus:
         return Corpus(tuple(self.texts[i] for i in indices), self.labels[indices], self.label_names)
 
+    @cached_property
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         digest.update("\x1f".join(self.label_names).encode())
@@ -54,13 +56,13 @@ class TaskData:
 
     def fingerprint(self, source_spec: DatasetSpec, target_spec: DatasetSpec) -> dict[str, Any]:
         return {
-            "source": {"name": source_spec.label, "train": len(self.source), "hash": self.source.content_hash()},
+            "source": {"name": source_spec.label, "train": len(self.source), "hash": self.source.content_hash},
             "target": {
                 "name": target_spec.label,
                 "train": len(self.target_train),
                 "validation": len(self.target_val),
                 "hash": hashlib.sha256(
-                    (self.target_train.content_hash() + self.target_val.content_hash()).encode()
+                    (self.target_train.content_hash + self.target_val.content_hash).encode()
                 ).hexdigest(),
             },
         }

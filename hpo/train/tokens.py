@@ -46,7 +46,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def encode(tokenizer: Any, tokenizer_key: str, corpus: Corpus, max_length: int) -> Encoded:
-    key = hashlib.sha256(f"{tokenizer_key}:{corpus.content_hash()}:{max_length}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{tokenizer_key}:{corpus.content_hash}:{max_length}".encode()).hexdigest()[:24]
     if key in _memo:
         return _memo[key]
     path = cache_dir() / "tokens" / f"{key}.npz"

@@ -1,0 +1,103 @@
+"""Export -> validate -> train round trip on a small real study: fixed fields and provenance in the exported
+file, warm starts with --enqueue, TrainingArguments from --format training-args, and a same-seed retrain that
+reproduces the trial's validation F1."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+
+from tests.builders import hpo_cli, write_study
+
+SEARCHED = ("learning_rate", "source_weight", "freeze_depth", "l1", "l2")
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory, tiny_model_dir):
+    work = tmp_path_factory.mktemp("export")
+    spec = write_study(work / "tiny.yaml", tiny_model_dir, n_trials=4)
+    done = hpo_cli("run", str(spec), cwd=work)
+    assert done.returncode == 0, done.stderr
+    return work
+
+
+def _best(work) -> optuna.trial.FrozenTrial:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{work / 'hpo.db'}").best_trial
+
+
+def test_exported_file_fixes_every_searched_field_and_carries_provenance(study_dir):
+    done = hpo_cli("export", "tiny", "-o", "best.yaml", cwd=study_dir)
+    assert done.returncode == 0, done.stderr
+    exported = yaml.safe_load((study_dir / "best.yaml").read_text())
+    best = _best(study_dir)
+    for name in SEARCHED:
+        assert not isinstance(exported["search_space"][name], dict)
+        assert exported["search_space"][name] == best.params[name]
+    origin = exported["exported_from"]
+    assert origin["study"] == "tiny" and origin["trial"] == best.number
+    assert origin["val_f1"] == pytest.approx(best.value)
+    assert origin["best_step"] == best.user_attrs["best_step"]
+    assert origin["spec_sha256"] and origin["data"]["target"]["validation"] == 48 and origin["packages"]["optuna"]
+    assert hpo_cli("validate", "--no-data", "best.yaml", cwd=study_dir).returncode == 0
+
+
+def test_same_seed_retrain_reproduces_the_trial_and_evaluates_on_test(study_dir):
+    if not (study_dir / "best.yaml").exists():
+        hpo_cli("export", "tiny", "-o", "best.yaml", cwd=study_dir)
+    done = hpo_cli("train", "best.yaml", "--out", "model", cwd=study_dir)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((study_dir / "model" / "metrics.json").read_text())
+    best = _best(study_dir)
+    assert metrics["validation"]["f1"] == pytest.approx(best.value, abs=0.01)
+    assert metrics["validation"]["step"] == best.user_attrs["best_step"]
+    assert metrics["test"]["n"] > 2000  # the whole R8 test split, never read during the search
+    assert "accuracy" in metrics["test"]
+    from transformers import AutoModel
+
+    assert AutoModel.from_pretrained(study_dir / "model").config.num_hidden_layers == 2
+
+
+def test_top_k_export_warm_starts_a_new_study(study_dir, tiny_model_dir):
+    assert hpo_cli("export", "tiny", "--top", "2", "-o", "top2.yaml", cwd=study_dir).returncode == 0
+    configs = yaml.safe_load((study_dir / "top2.yaml").read_text())["configs"]
+    assert len(configs) == 2 and configs[0]["val_f1"] >= configs[1]["val_f1"]
+    warm = write_study(study_dir / "warm.yaml", tiny_model_dir, name="warm", n_trials=3)
+    done = hpo_cli("run", str(warm), "--enqueue", "top2.yaml", cwd=study_dir)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="warm", storage=f"sqlite:///{study_dir / 'hpo.db'}").trials
+    assert [t.params for t in trials[:2]] == [c["params"] for c in configs]
+
+
+def test_enqueue_refuses_a_field_the_new_space_does_not_search(study_dir, tiny_model_dir):
+    assert hpo_cli("export", "tiny", "--top", "1", "-o", "top1.yaml", cwd=study_dir).returncode == 0
+    narrow = write_study(study_dir / "narrow.yaml", tiny_model_dir, name="narrow", n_trials=1)
+    narrow.write_text(narrow.read_text().replace("  l1: {choices: [0.0, 1.0e-6]}\n", ""))
+    done = hpo_cli("run", str(narrow), "--enqueue", "top1.yaml", cwd=study_dir)
+    assert done.returncode == 1
+    assert "sets l1, which study 'narrow' does not search" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_training_args_build_transformers_training_arguments(study_dir, tmp_path):
+    assert hpo_cli("export", "tiny", "--format", "training-args", "-o", "ta.json", cwd=study_dir).returncode == 0
+    exported = json.loads((study_dir / "ta.json").read_text())
+    transfer = exported.pop("transfer_hpo")
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **exported)
+    best = _best(study_dir)
+    assert args.learning_rate == pytest.approx(best.params["learning_rate"])
+    assert args.num_train_epochs == 2 and args.per_device_train_batch_size == 16
+    assert transfer["source_weight"] == best.params["source_weight"]
+    assert transfer["freeze_depth"] == best.params["freeze_depth"] and transfer["pooling"] == "mean"
+
+
+def test_exporting_a_study_without_a_completed_trial_is_a_clear_error(tmp_path):
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'hpo.db'}")
+    done = hpo_cli("export", "empty", "-o", "x.yaml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "has no completed trial to export" in done.stderr or "not created by `hpo run`" in done.stderr
+    assert "Traceback" not in done.stderr
