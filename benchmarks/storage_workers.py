@@ -150,12 +150,27 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
         import traceback
 
         traceback.print_exc()
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split()).split(" [SQL:")[0].split(" (Background on")[0]
+        reason = _describe(exc)
         print(f"DIED after {ran} trial(s): {reason[:300]}", file=sys.stderr, flush=True)
         print(json.dumps({"ran": ran, "died": reason[:300]}), flush=True)
         return 1
     print(json.dumps({"ran": ran}), flush=True)
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the exception, and the error at the root of its chain when that differs (Optuna wraps a refused
+    connection as StorageInternalError "An exception is raised during the commit...")."""
+
+    def line(error: BaseException) -> str:
+        text = " ".join(f"{type(error).__name__}: {error}".split())
+        return text.split(" [SQL:")[0].split(" (Background on")[0]
+
+    root = exc
+    while (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
+    message = " ".join(str(root).split())
+    return line(exc) if root is exc or message in line(exc) else f"{line(exc)[:120]} <- {line(root)}"
 
 
 # The parent.

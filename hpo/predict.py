@@ -91,9 +91,7 @@ def _read_lines(lines: Iterable[str], what: str) -> list[str]:
 
 
 def _read_texts(path: Path, text_column: str) -> list[str]:
-    import pandas as pd
-
-    from hpo.train.data import _READERS, _looks_like_jsonl
+    from hpo.train.data import _READERS, read_table
 
     kind = "txt" if path.suffix.lower() == ".txt" else _READERS.get(path.suffix.lower())
     if kind is None:
@@ -108,17 +106,7 @@ def _read_texts(path: Path, text_column: str) -> list[str]:
     if kind == "txt":
         with path.open(encoding="utf-8") as handle:
             return _read_lines(handle, str(path))
-    try:
-        if kind in ("csv", "tsv"):
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
-        elif kind in ("json", "jsonl"):
-            frame = pd.read_json(path, lines=kind == "jsonl" or _looks_like_jsonl(path), dtype=False)
-        else:
-            frame = pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise HpoError(f"{path}: no texts (the file is empty)") from None
-    except Exception as exc:  # pandas raises many types; all mean "this file does not parse"
-        raise HpoError(f"{path}: cannot read as {kind}: {exc}") from None
+    frame = read_table(path)
     if not len(frame):
         raise HpoError(f"{path}: no texts (no rows)")
     if text_column not in frame.columns:

@@ -18,7 +18,7 @@ from hpo.errors import DataError
 from hpo.spec import DatasetSpec
 from hpo.train.corpora import builtin_file, read_tab
 
-__all__ = ["Corpus", "TaskData", "load_task_data", "load_test", "stratified_split"]
+__all__ = ["Corpus", "TaskData", "load_task_data", "load_test", "read_table", "stratified_split"]
 
 log = logging.getLogger("hpo")
 
@@ -168,7 +168,8 @@ def _read(spec: DatasetSpec, split: str) -> tuple[list[Any], list[Any]]:
     return _read_hub(spec, spec.train_split if split == "train" else spec.test_split)
 
 
-def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
+def read_table(path: Path) -> Any:
+    """A CSV, TSV, JSON/JSONL or Parquet file as a pandas DataFrame of strings; DataError if it can't be."""
     import pandas as pd
 
     kind = _READERS.get(path.suffix.lower())
@@ -178,13 +179,18 @@ def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[An
         raise DataError(f"{path}: no such file")
     try:
         if kind in ("csv", "tsv"):
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
-        elif kind in ("json", "jsonl"):
-            frame = pd.read_json(path, lines=kind == "jsonl" or _looks_like_jsonl(path), dtype=False)
-        else:
-            frame = pd.read_parquet(path)
+            return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
+        if kind in ("json", "jsonl"):
+            return pd.read_json(path, lines=kind == "jsonl" or _looks_like_jsonl(path), dtype=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
     except Exception as exc:  # pandas raises many types; all mean "this file does not parse"
         raise DataError(f"{path}: cannot read as {kind}: {exc}") from None
+
+
+def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
+    frame = read_table(path)
     missing = [column for column in (text_column, label_column) if column not in frame.columns]
     if missing:
         raise DataError(
