@@ -2,20 +2,24 @@
 
 What is measured
 ----------------
-For each worker count N (default 4, 16, 64), two configurations run one after the other, each on a fresh
+For each worker count N (default 4, 16, 64), three configurations run one after the other, each on a fresh
 database (`hpo_bench_<uuid>`, created on the local server and dropped afterwards):
 
 1. ours - what every `hpo run` process does (hpo/runner.py): `hpo.storage.open_storage(url)` (the resilient
    RDB storage: one pooled connection, one overflow, heartbeats; the schema lock while it opens),
    `optuna.create_study(..., load_if_exists=True)`, the budget stored as the study's user attribute `n_trials`,
-   then `hpo.runner.run_trials(...)` with the budget gate `hpo.locks.DatabaseLock(url, "budget:<study>")`,
+   then `hpo.runner.run_trials(...)` with the budget gate
+   `hpo.locks.DatabaseLock(url, "budget:<study>", engine=<the storage's pool>)`,
    which starts a trial only while COMPLETE + PRUNED + RUNNING < budget. Workers get HPO_STORAGE_RETRY_S=60.
 2. plain - Optuna as its documentation shows it: `optuna.storages.RDBStorage(url)` with SQLAlchemy's default
    engine and pool (QueuePool, 5 + 10 overflow per process), `study.optimize(objective, n_trials=budget,
    callbacks=[MaxTrialsCallback(budget, states=(COMPLETE, PRUNED))])` (n_trials is only a cap: no worker can
-   need more than the whole budget).
+   need more than the whole budget). Every worker starts on the empty database, so they race to create Optuna's
+   tables, and the losers die of a duplicate-type error;
+3. plain-pre - the same workers, but the parent created the study (and so the tables) before starting them, the
+   usual cure for that race; this is the run to compare throughput, overshoot and connections with.
 
-Both use the same objective, which trains nothing, so what is timed is the storage and the coordination
+All use the same objective, which trains nothing, so what is timed is the storage and the coordination
 around it: 5 suggestions (3 floats, 1 int, 1 categorical) and 20 intermediate values (`trial.report(v, step)`,
 steps 1..20, NopPruner, no `should_prune`), then a returned value. A RandomSampler seeded per process. The
 global budget is 300 COMPLETE + PRUNED trials (`--budget`).
@@ -26,7 +30,7 @@ bounds its connections (each process may pool up to 15) or retries a refused con
 meets PostgreSQL's `max_connections` (100 here, shared with anything else on the server) raises and dies.
 Ours pays for the exact budget with a lock round-trip per trial and for the heartbeats with a thread per
 trial; this script measures what that costs in throughput and what it buys (overshoot, deaths, peak
-connections).
+connections). Results on a 2-CPU machine: benchmarks/results-storage-workers.txt.
 
 How
 ---
@@ -39,9 +43,10 @@ distinct reason. Meanwhile a thread in the parent polls `pg_stat_activity` every
 connections to the benchmark's database (and to the whole server, for context). Afterwards the parent counts
 the trials by state and the stored intermediate values in the database:
 trials/s = COMPLETE + PRUNED trials / wall s; reported values/s = rows of trial_intermediate_values / wall s.
-Ratios are ours / plain. Each figure is one sample: on a busy machine rerun to see the spread.
+Ratios are ours / plain and ours / plain-pre. Each figure is one sample: on a busy machine rerun to see the spread.
 
-Usage: python benchmarks/storage_workers.py [--workers 4,16,64] [--budget 300] [--quick] [--json PATH]
+Usage: python benchmarks/storage_workers.py [--workers 4,16,64] [--budget 300] [--setups ours,plain,plain-pre]
+       [--quick] [--json PATH] [--keep-logs]
 (--quick: 4 workers, budget 40, a smoke test.) Needs PostgreSQL on 127.0.0.1:5432, user postgres, trust auth.
 """
 
@@ -125,7 +130,7 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
                                         direction="maximize", sampler=sampler, pruner=pruner)
             if study.user_attrs.get("n_trials") != budget:
                 study.set_user_attr("n_trials", budget)
-            gate = hpo.locks.DatabaseLock(url, f"budget:{study_name}")
+            gate = hpo.locks.DatabaseLock(url, f"budget:{study_name}", engine=hpo.storage.rdb_engine(storage))
 
             def objective(trial: optuna.Trial) -> float:
                 nonlocal ran
@@ -166,9 +171,10 @@ def _describe(exc: BaseException) -> str:
         text = " ".join(f"{type(error).__name__}: {error}".split())
         return text.split(" [SQL:")[0].split(" (Background on")[0]
 
-    root = exc
-    while (root.__cause__ or root.__context__) is not None:
+    root, seen = exc, {id(exc)}
+    while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
         root = root.__cause__ or root.__context__
+        seen.add(id(root))
     message = " ".join(str(root).split())
     return line(exc) if root is exc or message in line(exc) else f"{line(exc)[:120]} <- {line(root)}"
 

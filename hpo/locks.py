@@ -27,9 +27,16 @@ __all__ = ["DatabaseLock"]
 class DatabaseLock:
     """A named lock for every process using the storage at `url`."""
 
-    def __init__(self, url: str, name: str, *, outage_s: float | None = None) -> None:
-        """`outage_s`: how long to keep trying through connection errors (default HPO_STORAGE_RETRY_S); 0 raises
-        the first one, as opening a storage must, to say at once that the server is unreachable."""
+    def __init__(self, url: str, name: str, *, engine: Any = None, outage_s: float | None = None) -> None:
+        """With `engine` (the storage's own pool) a PostgreSQL waiter blocks in `pg_advisory_lock` on the worker's
+        pooled connection: PostgreSQL queues waiters in order, and no connection is opened per attempt. Without
+        one (the schema lock, before the storage exists) it polls `pg_try_advisory_lock` on short-lived
+        connections, holding none while it waits.
+
+        `outage_s`: how long to keep trying through connection errors, counted from the first one (default
+        HPO_STORAGE_RETRY_S); 0 raises the first, as opening a storage must, to say at once that the server is
+        unreachable. A full server ("too many clients") is always waited out for a while: workers starting
+        together can briefly fill it."""
         from sqlalchemy.engine import make_url
 
         parsed = make_url(url)
@@ -40,7 +47,8 @@ class DatabaseLock:
         if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             digest = hashlib.sha256(name.encode()).hexdigest()[:12]
             self._file_lock = FileLock(f"{parsed.database}.{digest}.lock")
-        self._engine: Any = None
+        self._engine: Any = engine
+        self._blocking = engine is not None
         self._connection: Any = None
         self._outage_s = float(os.environ.get("HPO_STORAGE_RETRY_S", "300")) if outage_s is None else outage_s
 
@@ -66,7 +74,10 @@ class DatabaseLock:
 
             try:
                 self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-            finally:  # closing the session releases the lock even if the unlock failed
+                self._connection.commit()
+            except Exception:
+                self._connection.invalidate()  # a dropped session has released the lock already
+            finally:
                 self._connection.close()
                 self._connection = None
 
@@ -74,21 +85,26 @@ class DatabaseLock:
         from sqlalchemy import create_engine, text
         from sqlalchemy.pool import NullPool
 
-        from hpo.storage import is_transient
-
         if self._engine is None:
             self._engine = create_engine(self._url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
                                          connect_args={"connect_timeout": 10})
-        delay = 0.02
-        give_up = time.monotonic() + self._outage_s
+        query = text("SELECT pg_advisory_lock(:k), true" if self._blocking else "SELECT pg_try_advisory_lock(:k)")
+        delay, first_failure = 0.02, None
         while True:
+            connection = None
             try:
                 connection = self._engine.connect()
-                got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
+                got = connection.execute(query, {"k": self._key}).all()[0][-1]
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() > give_up:
+                if connection is not None:
+                    connection.invalidate()
+                    connection.close()
+                first_failure = first_failure or time.monotonic()
+                if not self._may_retry(exc, time.monotonic() - first_failure):
                     raise
                 got, connection = False, None
+            else:
+                first_failure = None
             if got:
                 self._connection = connection
                 return
@@ -96,3 +112,10 @@ class DatabaseLock:
                 connection.close()
             time.sleep(delay * (0.5 + random.random()))  # jitter: waiting workers don't knock in step
             delay = min(delay * 1.5, 0.5)
+
+    def _may_retry(self, exc: BaseException, outage: float) -> bool:
+        from hpo.storage import is_transient
+
+        if "too many clients" in str(exc) or "remaining connection slots" in str(exc):
+            return outage < max(self._outage_s, 60.0)
+        return is_transient(exc) and outage < self._outage_s

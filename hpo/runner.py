@@ -30,7 +30,7 @@ from hpo.errors import HpoError, SpecError
 from hpo.locks import DatabaseLock
 from hpo.retry import Preempted, retry_trial, stale_trial_callback
 from hpo.spec import Range, StudySpec, load_spec
-from hpo.storage import display_url, open_storage, resolve_storage
+from hpo.storage import count_states, display_url, open_storage, rdb_engine, resolve_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -144,7 +144,7 @@ def run(
     counts = Counter(t.state.name for t in trials)
     console.print(f"study [bold]{spec.name}[/] · storage {shown} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
-    gate = DatabaseLock(url, f"budget:{spec.name}")
+    gate = DatabaseLock(url, f"budget:{spec.name}", engine=rdb_engine(storage_backend))
     with LiveDisplay(console, spec.name, budget, counts) as display, _preemption_signals():
         objective = Objective(spec, resources, display, seed, on_trial_start=gate.release)
         run_trials(
@@ -188,10 +188,25 @@ def _enqueue_exported(study: optuna.Study, spec: StudySpec, path: Path, console:
     console.print(f"enqueued {len(configs)} exported config(s) from {path}; they run first", highlight=False)
 
 
-def _keep_target_only_share(study: optuna.Study, spec: StudySpec, trials: list) -> None:
+def _room_for_a_trial(study: optuna.Study, budget: int | None, deadline: datetime | None, display: Any) -> bool:
+    """COMPLETE + PRUNED + RUNNING below the budget, and the deadline not passed; refreshes the display's counts."""
+    display.counts.clear()
+    display.counts.update(count_states(study))
+    return not _out_of_budget(budget, deadline, display.counts, include_running=True)
+
+
+def _out_of_budget(budget: int | None, deadline: datetime | None, counts: Any, include_running: bool = False) -> bool:
+    used = counts["COMPLETE"] + counts["PRUNED"] + (counts["RUNNING"] if include_running else 0)
+    return (budget is not None and used >= budget) or (deadline is not None and datetime.now(UTC) >= deadline)
+
+
+def _keep_target_only_share(study: optuna.Study, spec: StudySpec) -> None:
     from hpo.space import wants_target_only
 
-    if wants_target_only(spec, trials):
+    entry = spec.search_space.get("source_weight")
+    if not isinstance(entry, Range) or not entry.target_only_share:
+        return
+    if wants_target_only(spec, study.get_trials(deepcopy=False)):
         study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
 
 
@@ -245,7 +260,7 @@ def run_trials(
     gate: DatabaseLock,
     display: Any,
     catch: tuple[type[Exception], ...] = (),
-    before_trial: Callable[[list[optuna.trial.FrozenTrial]], None] | None = None,
+    before_trial: Callable[[], None] | None = None,
     max_retries: int = 3,
 ) -> None:
     """Run trials one at a time through `study.optimize` (heartbeats, state mapping) until the budget is spent or
@@ -258,29 +273,27 @@ def run_trials(
     waiting_noted = False
     finished: list[optuna.trial.FrozenTrial] = []
     callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
+    deadline = _deadline(study)
     while True:
+        # Looked at without the gate first, so that waiting and finishing cost other workers nothing.
+        if not _room_for_a_trial(study, budget, deadline, display):
+            if _out_of_budget(budget, deadline, display.counts):
+                return
+            if not waiting_noted:
+                display.note(f"waiting for {display.counts['RUNNING']} running trial(s) of other workers…")
+                waiting_noted = True
+            # If a worker died, its heartbeat stops and its trial is failed (and retried) after the grace
+            # period, which frees the budget again.
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(1)
+            continue
+        waiting_noted = False
         gate.acquire()
         try:
-            trials = study.get_trials(deepcopy=False)
-            display.counts.clear()
-            display.counts.update(t.state.name for t in trials)
-            done = display.counts["COMPLETE"] + display.counts["PRUNED"]
-            running = display.counts["RUNNING"]
-            if (budget is not None and done >= budget) or _nothing_to_do(study, budget):
-                return
-            if budget is not None and done + running >= budget:
-                gate.release()
-                # The rest of the budget is in other workers' hands; if one of them died, its heartbeat stops
-                # and its trial is failed (and retried) after the grace period, which frees the budget again.
-                if not waiting_noted:
-                    display.note(f"waiting for {running} running trial(s) of other workers…")
-                    waiting_noted = True
-                optuna.storages.fail_stale_trials(study)
-                time.sleep(1)
-                continue
-            waiting_noted = False
+            if not _room_for_a_trial(study, budget, deadline, display):
+                continue  # another worker took the last place while we waited for the gate
             if before_trial is not None:
-                before_trial(trials)
+                before_trial()
             try:
                 study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
             except Preempted:

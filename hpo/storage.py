@@ -27,7 +27,7 @@ from hpo.settings import DEFAULT_STORAGE, env_storage
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["display_url", "is_transient", "open_storage", "resolve_storage"]
+__all__ = ["count_states", "display_url", "is_transient", "open_storage", "rdb_engine", "resolve_storage"]
 
 log = logging.getLogger("hpo")
 
@@ -163,3 +163,29 @@ def _resilient_class() -> type:
         _resilient = type("ResilientRDBStorage", (RDBStorage,),
                           {n: _retrying(getattr(RDBStorage, n)) for n in names})
     return _resilient
+
+
+def rdb_engine(storage: Any) -> Any:
+    """The SQLAlchemy engine under an (Optuna-cached) RDB storage, or None for other storages."""
+    return getattr(getattr(storage, "_backend", storage), "engine", None)
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials per state, counted by the database: the budget check runs before every trial of every worker,
+    and loading every trial for it would grow with the study."""
+    from collections import Counter
+
+    engine = rdb_engine(study._storage)
+    if engine is None:
+        return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    call = _retrying(lambda _self: _count(engine, study.study_name))
+    return Counter(dict(call(None)))
+
+
+def _count(engine: Any, study_name: str) -> list[tuple[str, int]]:
+    from sqlalchemy import text
+
+    query = text("SELECT t.state, count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                 "WHERE s.study_name = :name GROUP BY t.state")
+    with engine.connect() as connection:
+        return [(str(state), int(n)) for state, n in connection.execute(query, {"name": study_name})]

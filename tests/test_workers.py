@@ -123,6 +123,7 @@ def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model
     assert status.returncode == 0, status.stderr
     assert "running trials" in status.stdout and f"{socket.gethostname()}:{worker.pid}" in status.stdout
     assert re.search(r"\d+:\d\d ago", status.stdout), "the last heartbeat is shown"
+    running = _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way, again")  # status is slow
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 75, log.read_text()[-3000:]
     assert "preempted" in log.read_text()
