@@ -136,9 +136,8 @@ def delete_study(
 def status(name: Annotated[str, typer.Argument(help="Study name.")], storage: StorageOption = None) -> None:
     """A study's state counts, budget used, best F1, running trials (worker, age, last heartbeat), retries."""
     from hpo.status import study_status
-    from hpo.storage import open_storage, resolve_storage
 
-    console.print(study_status(open_storage(resolve_storage(storage, None)), name))
+    console.print(study_status(name, storage))
 
 
 @app.command()
@@ -263,11 +262,11 @@ def transfer_effect(
 ) -> None:
     """Measure what the source task bought on the target's test split: zero-shot, linear probe, target only and
     transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer)."""
-    from hpo.transfer_effect import open_study
+    from hpo.storage import load_study
     from hpo.transfer_effect import transfer_effect as measure
 
     _quiet_libraries()
-    study, url = open_study(name, storage)  # HpoError listing the studies when NAME is unknown
+    study, url = load_study(name, storage)
     measure(study, seeds=seeds, output=output, storage_url=url, console=console)
 
 

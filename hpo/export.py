@@ -138,18 +138,11 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: str
     """`hpo export`: load the study, write the requested export, say what was written."""
     import json
 
-    import optuna
-
-    from hpo.storage import open_storage, resolve_storage
+    from hpo.storage import load_study
 
     if output_format not in ("yaml", "training-args"):
         raise HpoError(f"--format must be yaml or training-args, not {output_format!r}")
-    backend = open_storage(resolve_storage(storage, None))
-    try:
-        study = optuna.load_study(study_name=name, storage=backend)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(backend)) or "none"
-        raise HpoError(f"no study named {name!r} in the storage; studies: {names}") from None
+    study, _ = load_study(name, storage)
     if top is not None:
         document: Any = top_configs(study, top)
         what = f"the {len(document['configs'])} best configs"

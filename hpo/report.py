@@ -62,20 +62,9 @@ class Section:
 
 def report_study(name: str, path: Path, storage: str | None = None) -> str:
     """`hpo report NAME -o PATH`: load the study from the resolved storage, write its report, say what was written."""
-    import optuna
+    from hpo.storage import load_study
 
-    from hpo.errors import HpoError
-    from hpo.storage import display_url, open_storage, resolve_storage
-
-    url = resolve_storage(storage, None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat options; no trial here
-        backend = open_storage(url)
-    try:
-        study = optuna.load_study(study_name=name, storage=backend)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(backend)) or "none"
-        raise HpoError(f"no study named {name!r} in {display_url(url)}; studies: {names}") from None
+    study, _ = load_study(name, storage)
     figures = write_report(study, path)
     trials = len(study.get_trials(deepcopy=False))
     return f"wrote {path}: {len(figures)} figures for study {name!r} ({trials} trials)"

@@ -11,23 +11,18 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from hpo.errors import HpoError
 from hpo.progress import format_params
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 __all__ = ["last_heartbeats", "study_status"]
 
 
-def study_status(storage: optuna.storages.RDBStorage, name: str) -> Group:
-    import optuna
+def study_status(name: str, storage: str | None) -> Group:
+    from hpo.storage import load_study
 
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-        raise HpoError(f"no study named {name!r} in the storage; studies: {names}") from None
+    study, _ = load_study(name, storage)
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
     budget = study.user_attrs.get("n_trials")
@@ -49,7 +44,7 @@ def study_status(storage: optuna.storages.RDBStorage, name: str) -> Group:
 
     running = [t for t in trials if t.state.name == "RUNNING"]
     if running:
-        beats = last_heartbeats(storage, [t._trial_id for t in running])
+        beats = last_heartbeats(study._storage, [t._trial_id for t in running])
         table = Table(title="running trials", title_justify="left")
         for column in ("trial", "worker", "device", "age", "last heartbeat", "evaluations", "val F1"):
             table.add_column(column)

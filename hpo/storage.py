@@ -27,7 +27,8 @@ from hpo.settings import DEFAULT_STORAGE, env_storage
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["count_states", "display_url", "is_transient", "open_storage", "rdb_engine", "resolve_storage"]
+__all__ = ["count_states", "display_url", "is_transient", "load_study", "open_storage", "rdb_engine",
+           "resolve_storage"]
 
 log = logging.getLogger("hpo")
 
@@ -189,3 +190,17 @@ def _count(engine: Any, study_name: str) -> list[tuple[str, int]]:
                  "WHERE s.study_name = :name GROUP BY t.state")
     with engine.connect() as connection:
         return [(str(state), int(n)) for state, n in connection.execute(query, {"name": study_name})]
+
+
+def load_study(name: str, storage: str | None) -> tuple[optuna.Study, str]:
+    """The study NAME in the resolved storage (--storage, HPO_STORAGE, sqlite:///hpo.db) and that storage's URL;
+    an error listing the studies there when there is no such study."""
+    import optuna
+
+    url = resolve_storage(storage, None)
+    backend = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=backend), url
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(backend)) or "none"
+        raise StorageError(f"no study named {name!r} in {display_url(url)}; studies: {names}") from None

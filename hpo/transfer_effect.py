@@ -55,7 +55,6 @@ __all__ = [
     "is_negative_transfer",
     "mean_ci",
     "normalise_label",
-    "open_study",
     "paired_gain",
     "transfer_effect",
 ]
@@ -102,25 +101,6 @@ def paired_gain(a: Sequence[float], b: Sequence[float], confidence: float = CONF
 def is_negative_transfer(ci_high: float) -> bool:
     """The source task hurt: the gain's whole interval is below 0. An undefined interval (NaN) flags nothing."""
     return not math.isnan(ci_high) and ci_high < 0
-
-
-# -- opening the study -----------------------------------------------------------------------------------------
-
-
-def open_study(name: str, storage: str | None) -> tuple[optuna.Study, str]:
-    """The study NAME in the resolved storage (--storage, HPO_STORAGE, sqlite:///hpo.db) and that storage's URL;
-    an HpoError listing the studies there when there is no such study."""
-    import optuna
-
-    from hpo.storage import display_url, open_storage, resolve_storage
-
-    url = resolve_storage(storage, None)
-    backend = open_storage(url)
-    try:
-        return optuna.load_study(study_name=name, storage=backend), url
-    except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(backend)) or "none"
-        raise HpoError(f"no study named {name!r} in {display_url(url)}; studies: {names}") from None
 
 
 # -- which configs ---------------------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ from rich.console import Console
 
 from hpo.errors import HpoError
 from hpo.space import is_target_only
+from hpo.storage import load_study
 from hpo.transfer_effect import (
     MIN_TARGET_ONLY_TRIALS,
     ROWS,
     is_negative_transfer,
     mean_ci,
     normalise_label,
-    open_study,
     paired_gain,
     transfer_effect,
     write_outputs,
@@ -112,8 +112,8 @@ def test_an_unknown_study_lists_the_studies(tmp_path):
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     optuna.create_study(study_name="present", storage=url)
     with pytest.raises(HpoError, match=r"no study named 'absent'.*studies: present"):
-        open_study("absent", url)
-    study, got = open_study("present", url)
+        load_study("absent", url)
+    study, got = load_study("present", url)
     assert study.study_name == "present" and got == url
 
 
