@@ -270,6 +270,66 @@ def transfer_effect(
     measure(study, seeds=seeds, output=output, storage_url=url, console=console)
 
 
+launch_app = typer.Typer(help="Start workers for a study: local processes, a Slurm job array, a Kubernetes Job.",
+                         no_args_is_help=True)
+app.add_typer(launch_app, name="launch")
+
+
+@launch_app.command("local")
+def launch_local(
+    study_file: StudyFile,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes to start.")] = 2,
+    gpus: Annotated[str | None, typer.Option("--gpus", help="GPU ids, e.g. 0,1,2,3; none: CPU workers.")] = None,
+    per_gpu: Annotated[int, typer.Option("--per-gpu", help="Workers packed on one GPU.")] = 1,
+    storage: StorageOption = None,
+) -> None:
+    """Start N workers on this machine, pinned round-robin to GPUs (or sharing the CPU cores), with a combined
+    progress display; Ctrl-C stops them with their trials `preempted`."""
+    from hpo.launch.local import launch_local as launch
+
+    gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    code = launch(study_file, workers=workers, gpus=gpu_ids, per_gpu=per_gpu, storage=storage, console=console)
+    raise typer.Exit(code)
+
+
+@app.command()
+def prepare(
+    study_file: StudyFile,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Cache directory the workers share: HPO_CACHE.")] = None,
+) -> None:
+    """Put the model, the datasets and the tokenised caches a study needs into the shared cache, so workers never
+    reach for a registry or a hub."""
+    from hpo.prepare import prepare as prepare_cache
+
+    _quiet_libraries()
+    with console.status("preparing…"):
+        lines = prepare_cache(study_file, cache)
+    for line in lines:
+        console.print(line, highlight=False)
+    console.print(f"[green]ready[/]: start workers with HPO_CACHE={cache or lines[0].removeprefix('cache: ')}")
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    worker: Annotated[int, typer.Option("--worker", help="Worker index (local) or array task id (Slurm).")] = 0,
+) -> None:
+    """Print a worker's log (local and Slurm launches from this directory)."""
+    from hpo.launch.control import worker_log
+
+    sys.stdout.write(worker_log(name, worker))
+
+
+@app.command()
+def stop(name: Annotated[str, typer.Argument(help="Study name.")]) -> None:
+    """Stop the study's launched workers: local processes get SIGTERM, a Slurm array is cancelled, a Kubernetes
+    Job is deleted. Running trials end `preempted` and are retried when workers start again."""
+    from hpo.launch.control import stop_launches
+
+    for line in stop_launches(name):
+        console.print(line, highlight=False)
+
+
 def _quiet_libraries() -> None:
     import warnings
 

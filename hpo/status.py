@@ -43,6 +43,7 @@ def study_status(name: str, storage: str | None) -> Group:
     parts: list[Any] = [head]
 
     running = [t for t in trials if t.state.name == "RUNNING"]
+    beats: dict[int, float] = {}
     if running:
         beats = last_heartbeats(study._storage, [t._trial_id for t in running])
         table = Table(title="running trials", title_justify="left")
@@ -61,6 +62,7 @@ def study_status(name: str, storage: str | None) -> Group:
             )
         parts.append(table)
 
+    parts.append(_workers(trials, beats if running else {}))
     retries = [t for t in trials if "retry_of" in t.user_attrs]
     if retries:
         table = Table(title="retries", title_justify="left")
@@ -74,6 +76,27 @@ def study_status(name: str, storage: str | None) -> Group:
         parts.append(Text(f"poisonous parameters (failed {poison['attempts']} times, {poison['reason']}): "
                           f"{format_params(poison['params'])}", style="red"))
     return Group(*parts)
+
+
+def _workers(trials: list, beats: dict[int, float]) -> Table:
+    """One row per worker process that ran a trial: where it runs, its scheduler ids and GPU, what it did."""
+    table = Table(title="workers", title_justify="left")
+    for column in ("worker", "scheduler", "gpu", "trials", "running", "last heartbeat"):
+        table.add_column(column)
+    workers: dict[tuple, list] = {}
+    for t in trials:
+        if "pid" in t.user_attrs:
+            workers.setdefault((t.user_attrs.get("hostname"), t.user_attrs["pid"]), []).append(t)
+    for (host, pid), ran in workers.items():
+        attrs = ran[-1].user_attrs
+        scheduler = (f"slurm {attrs['slurm_job_id']}_{attrs.get('slurm_array_task_id', '')}" if "slurm_job_id" in attrs
+                     else f"k8s {attrs.get('k8s_pod', '')} #{attrs['k8s_index']}" if "k8s_index" in attrs else "-")
+        live = [t for t in ran if t.state.name == "RUNNING"]
+        beat = beats.get(live[0]._trial_id) if live else None
+        done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in ran)
+        table.add_row(f"{host}:{pid}", scheduler, str(attrs.get("gpu", "-")), f"{done} done, {len(ran)} started",
+                      str(live[0].number) if live else "-", f"{_ago(beat)} ago" if beat is not None else "-")
+    return table
 
 
 def last_heartbeats(storage: Any, trial_ids: list[int]) -> dict[int, float]:

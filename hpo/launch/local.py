@@ -1,0 +1,179 @@
+"""`hpo launch local`: N worker processes on this machine, one study, one storage.
+
+Each worker is `python -m hpo run STUDY` with its own environment: `CUDA_VISIBLE_DEVICES` pins it to a GPU
+(round-robin over `--gpus`, at most `--per-gpu` workers on one), or, on a CPU-only machine, the cores are divided
+among the workers (`OMP_NUM_THREADS`) so they don't oversubscribe. The storage URL travels in `HPO_STORAGE`, never
+on a command line. Ctrl-C or SIGTERM is forwarded as SIGTERM: running trials end `preempted` and are retried later.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from hpo.errors import HpoError
+from hpo.launch.registry import record_launch
+from hpo.storage import display_url, resolve_storage
+
+__all__ = ["PREEMPTED", "WorkerPlan", "available_gpus", "launch_local", "plan_workers"]
+
+PREEMPTED = 75  # the worker's exit code after SIGTERM (see hpo/cli.py)
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    index: int
+    env: dict[str, str]
+
+    @property
+    def gpu(self) -> str | None:
+        return self.env.get("CUDA_VISIBLE_DEVICES") or None
+
+
+def available_gpus() -> list[str]:
+    """GPU ids this process may use: its own CUDA_VISIBLE_DEVICES when set (as a scheduler sets it), else those
+    `nvidia-smi` lists, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip()]
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def plan_workers(workers: int, gpus: list[str] | None, per_gpu: int, *, available: list[str],
+                 cpus: int) -> list[WorkerPlan]:
+    """Each worker's environment. Pure: the launcher and its tests share it."""
+    if workers < 1:
+        raise HpoError(f"--workers must be at least 1 (got {workers})")
+    if per_gpu < 1:
+        raise HpoError(f"--per-gpu must be at least 1 (got {per_gpu})")
+    if not gpus:
+        threads = max(1, cpus // workers)
+        return [WorkerPlan(i, {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
+                               "MKL_NUM_THREADS": str(threads)}) for i in range(workers)]
+    unknown = [g for g in gpus if g not in available]
+    if unknown:
+        raise HpoError(f"unknown GPU id{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; this machine "
+                       f"offers {', '.join(available) or 'no GPUs'} (CUDA_VISIBLE_DEVICES or nvidia-smi -L)")
+    if workers > len(gpus) * per_gpu:
+        raise HpoError(f"{workers} workers do not fit on {len(gpus)} GPU(s) at {per_gpu} per GPU; "
+                       f"raise --per-gpu to {-(-workers // len(gpus))} or give more GPUs")
+    return [WorkerPlan(i, {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}) for i in range(workers)]
+
+
+def _check_shareable(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise HpoError("an in-memory storage cannot be shared by worker processes; use a SQLite file or PostgreSQL")
+
+
+def launch_local(
+    study_file: Path, *, workers: int, gpus: list[str] | None, per_gpu: int, storage: str | None,
+    console: Console, log_dir: Path | None = None,
+) -> int:
+    """Start the workers, show their combined progress, and return the launcher's exit code: 0 when every
+    worker finished, 75 when they were preempted (Ctrl-C, SIGTERM), 1 when one crashed."""
+    from hpo.spec import load_spec
+
+    spec = load_spec(study_file)
+    url = resolve_storage(storage, spec.storage)
+    _check_shareable(url)
+    plans = plan_workers(workers, gpus, per_gpu, available=available_gpus(), cpus=os.cpu_count() or 1)
+    log_dir = log_dir or Path(".hpo") / "logs" / spec.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = [_start(study_file, plan, url, log_dir) for plan in plans]
+    record_launch(spec.name, "local", pids=[p.pid for p in processes],
+                  logs=[str(log_dir / f"worker-{plan.index}.log") for plan in plans], storage=display_url(url))
+    console.print(f"{len(processes)} workers on study [bold]{spec.name}[/] · storage {display_url(url)} · "
+                  f"logs in {log_dir}", highlight=False)
+    stopping = _forward_signals(processes)
+    watch = _StudyWatch(spec.name, url)
+    with Live(console=console, refresh_per_second=1, transient=not console.is_terminal) as live:
+        while any(p.poll() is None for p in processes):
+            live.update(_table(spec.name, plans, processes, watch.trials()))
+            time.sleep(1)
+        live.update(_table(spec.name, plans, processes, watch.trials()))
+    codes = [p.returncode for p in processes]
+    crashed = [i for i, code in enumerate(codes) if code not in (0, PREEMPTED)]
+    if crashed:
+        for i in crashed:
+            console.print(f"[red]worker {i} exited with code {codes[i]}[/]: see {log_dir / f'worker-{i}.log'}")
+        return 1
+    return PREEMPTED if stopping["signalled"] or PREEMPTED in codes else 0
+
+
+def _start(study_file: Path, plan: WorkerPlan, url: str, log_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, **plan.env, "HPO_STORAGE": url, "HPO_WORKER_INDEX": str(plan.index),
+           "COLUMNS": os.environ.get("COLUMNS", "160")}
+    log = (log_dir / f"worker-{plan.index}.log").open("w")
+    return subprocess.Popen([sys.executable, "-m", "hpo", "run", str(study_file)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # our Ctrl-C is forwarded, once
+
+
+def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
+    state = {"signalled": False}
+
+    def forward(_signum: int, _frame: object) -> None:
+        state["signalled"] = True
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    return state
+
+
+class _StudyWatch:
+    """The study's trials for the display, from one storage opened once the workers have created the study."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name, self.url, self.study = name, url, None
+
+    def trials(self) -> list:
+        import optuna
+
+        from hpo.storage import open_storage
+
+        try:
+            if self.study is None:
+                self.study = optuna.load_study(study_name=self.name, storage=open_storage(self.url))
+            return self.study.get_trials(deepcopy=False)
+        except Exception:  # not created yet, or a storage hiccup: show the processes anyway
+            return []
+
+
+def _table(name: str, plans: list[WorkerPlan], processes: list[subprocess.Popen], trials: list) -> Table:
+    by_pid = Counter(t.user_attrs.get("pid") for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
+    running = {t.user_attrs.get("pid"): t for t in trials if t.state.name == "RUNNING"}
+    states = Counter(t.state.name for t in trials)
+    best = max((t.value for t in trials if t.state.name == "COMPLETE"), default=None)
+    table = Table(title=f"study {name}: {states['COMPLETE']} complete, {states['PRUNED']} pruned, "
+                  f"{states['FAIL']} failed; best val F1 {best:.4f}" if best is not None else f"study {name}",
+                  title_justify="left")
+    for column in ("worker", "pid", "gpu", "state", "trials done", "running trial", "val F1"):
+        table.add_column(column)
+    for plan, process in zip(plans, processes, strict=True):
+        trial = running.get(process.pid)
+        last = max(trial.intermediate_values) if trial is not None and trial.intermediate_values else None
+        code = process.poll()
+        table.add_row(str(plan.index), str(process.pid), plan.gpu or "cpu",
+                      "running" if code is None else f"exited {code}", str(by_pid[process.pid]),
+                      str(trial.number) if trial is not None else "-",
+                      f"{trial.intermediate_values[last]:.4f}" if last is not None else "-")
+    return table
