@@ -292,6 +292,51 @@ def launch_local(
     raise typer.Exit(code)
 
 
+@launch_app.command("k8s")
+def launch_k8s_command(
+    study_file: StudyFile,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Worker pods at once: the Job's parallelism and completions.")] = None,
+    image: Annotated[str | None, typer.Option(
+        "--image", help="Container image with transfer-hpo installed, e.g. built from the Dockerfile.")] = None,
+    db_secret: Annotated[str | None, typer.Option(
+        "--db-secret", help="Secret whose key `url` holds the storage URL (the workers' HPO_STORAGE).")] = None,
+    gpus_per_worker: Annotated[int, typer.Option(
+        "--gpus-per-worker", help="nvidia.com/gpu per pod; 0 for CPU workers.")] = 1,
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Kubernetes namespace.")] = "default",
+    cpu: Annotated[str, typer.Option("--cpu", help="CPU request per pod (a quantity: 4, 3500m).")] = "4",
+    memory: Annotated[str, typer.Option("--memory", help="Memory request and limit per pod.")] = "16Gi",
+    node_selector: Annotated[list[str] | None, typer.Option(
+        "--node-selector", help="KEY=VALUE a node must carry; repeatable.")] = None,
+    toleration: Annotated[list[str] | None, typer.Option(
+        "--toleration", help="KEY=VALUE:EFFECT or KEY:EFFECT, a taint to tolerate; repeatable.")] = None,
+    service_account: Annotated[str | None, typer.Option(
+        "--service-account", help="The pods' service account.")] = None,
+    ttl_seconds: Annotated[int, typer.Option(
+        "--ttl-seconds", help="Delete the finished Job (and its ConfigMap) after this many seconds.")] = 86400,
+    backoff_per_index: Annotated[int, typer.Option(
+        "--backoff-per-index", help="Restarts of a failed worker index before it counts as failed.")] = 3,
+    cache_pvc: Annotated[str | None, typer.Option(
+        "--cache-pvc", help="PersistentVolumeClaim for HPO_CACHE (/cache); default: an emptyDir per pod.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the manifests (YAML) instead of creating them.")] = False,
+) -> None:
+    """Run the study as a Kubernetes Indexed Job of N `hpo run` workers, the study file in a ConfigMap; the storage
+    URL comes from a Secret. Uses the current kube context."""
+    from hpo.launch.k8s import launch_k8s
+
+    output = launch_k8s(
+        study_file, dry_run=dry_run, workers=workers, image=image, db_secret=db_secret,
+        gpus_per_worker=gpus_per_worker, namespace=namespace, cpu=cpu, memory=memory,
+        node_selector=node_selector or [], toleration=toleration or [], service_account=service_account,
+        ttl_seconds=ttl_seconds, backoff_per_index=backoff_per_index, cache_pvc=cache_pvc,
+    )
+    if dry_run:
+        sys.stdout.write(output)  # plain YAML for `kubectl create -f -`: no markup, no wrapping
+    else:
+        console.print(output, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def prepare(
     study_file: StudyFile,
