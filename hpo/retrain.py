@@ -37,7 +37,7 @@ def retrain(
         raise HpoError(f"{study_file}: hpo train needs every field fixed, but it searches "
                        f"{', '.join(spec.searched())}; export a trial first (hpo export STUDY -o best.yaml)")
     check_model(spec, str(study_file))
-    config = spec.base_config()
+    config = spec.base_config().model_copy(update={"time_limit_s": None})  # a search's guard, not a retrain's
     bench = Workbench(load_encoder(spec.model), load_data(spec))
     corpus = bench.data.target_train
     if train_on == "train+validation":

@@ -206,7 +206,8 @@ def target_only_search(study: optuna.Study, spec_text: str, storage_url: str, co
 def _config(spec: StudySpec, params: dict[str, Any], **update: Any) -> TrainConfig:
     from hpo.train.config import TrainConfig
 
-    return TrainConfig.model_validate({**spec.base_config().model_dump(), **params, **update})
+    # The per-trial time limit guards a search against runaway trials; a measurement must finish every fit.
+    return TrainConfig.model_validate({**spec.base_config().model_dump(), **params, "time_limit_s": None, **update})
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
