@@ -292,6 +292,48 @@ def launch_local(
     raise typer.Exit(code)
 
 
+@launch_app.command("slurm")
+def launch_slurm(
+    study_file: StudyFile,
+    array: Annotated[int, typer.Option("--array", min=1, help="Number of array tasks, one worker each.")],
+    time_limit: Annotated[str, typer.Option(
+        "--time", help="Time limit of each task in Slurm's format: 4:00:00, 1-00:00:00, or minutes.")],
+    gpus_per_task: Annotated[int, typer.Option("--gpus-per-task", min=0, help="GPUs per worker; 0 for CPU only.")] = 1,
+    partition: Annotated[str | None, typer.Option("--partition", help="Partition (default: the cluster's).")] = None,
+    cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task", min=1, help="CPUs per worker.")] = None,
+    mem: Annotated[str | None, typer.Option("--mem", help="Memory per worker, e.g. 16G.")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Slurm account to charge.")] = None,
+    qos: Annotated[str | None, typer.Option("--qos", help="Quality of service.")] = None,
+    constraint: Annotated[str | None, typer.Option("--constraint", help="Node features, e.g. a100.")] = None,
+    sbatch: Annotated[list[str] | None, typer.Option(
+        "--sbatch", help="Another sbatch directive, e.g. --sbatch=--mail-type=END (repeatable).")] = None,
+    setup: Annotated[list[str] | None, typer.Option(
+        "--setup", help='A shell line run before the worker, e.g. "module load cuda" (repeatable).')] = None,
+    log_dir: Annotated[Path | None, typer.Option(
+        "--log-dir", help="Task logs and submitit's files, on a file system every node sees. "
+                          "Default: .hpo/slurm/NAME")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the job script; submit nothing.")] = False,
+    n_trials: Annotated[int | None, typer.Option(
+        "--n-trials", min=1, help="Set the study's total budget (COMPLETE + PRUNED), as hpo run does.")] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Submit a Slurm job array: each task runs one `hpo run` worker on the study (PostgreSQL storage only)."""
+    from hpo.launch.slurm import launch_slurm as submit
+
+    launch = submit(study_file, storage=storage, log_dir=log_dir, dry_run=dry_run, n_trials=n_trials, array=array,
+                    time=time_limit, gpus_per_task=gpus_per_task, partition=partition, cpus_per_task=cpus_per_task,
+                    mem=mem, account=account, qos=qos, constraint=constraint, sbatch=sbatch or [],
+                    setup=setup or [])
+    for note in launch.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if dry_run:
+        console.print(launch.script, markup=False, highlight=False, soft_wrap=True, end="")
+        return
+    console.print(f"submitted Slurm job {launch.job_id}: {launch.tasks} worker(s) on study {launch.study}, "
+                  f"logs in {launch.log_dir}\n  hpo status {launch.study}  ·  hpo logs {launch.study} --worker K  ·  "
+                  f"hpo stop {launch.study}", highlight=False, soft_wrap=True)
+
+
 @launch_app.command("k8s")
 def launch_k8s_command(
     study_file: StudyFile,

@@ -31,17 +31,18 @@ def worker_log(study: str, worker: int) -> str:
         raise HpoError(f"no local or Slurm launch of study {study!r} recorded here (.hpo/launches); "
                        "for Kubernetes use kubectl logs")
     record = records[-1]
-    paths = record.get("logs") or []
     if record["launcher"] == "slurm":
-        from hpo.launch.slurm import slurm_log_path
+        from hpo.launch.slurm import launch_log_paths
 
-        paths = {worker: slurm_log_path(Path(record["log_dir"]), record["job_id"], worker)}
-    else:
-        paths = dict(enumerate(map(Path, paths)))
+        found = [p for p in launch_log_paths(record, worker) if p.exists()]  # stdout, then stderr
+        if not found:
+            raise HpoError(f"no log of Slurm task {worker} yet (is it still pending? squeue -j {record['job_id']})")
+        return "".join(p.read_text(errors="replace") for p in found)
+    paths = dict(enumerate(map(Path, record.get("logs") or [])))
     path = paths.get(worker)
-    if path is None or not Path(path).exists():
+    if path is None or not path.exists():
         raise HpoError(f"no log for worker {worker} of study {study!r} (workers: {', '.join(map(str, paths))})")
-    return Path(path).read_text(errors="replace")
+    return path.read_text(errors="replace")
 
 
 def _stop_local(study: str, record: dict) -> str:
@@ -59,8 +60,7 @@ def _stop_local(study: str, record: dict) -> str:
 def _stop_slurm(study: str, record: dict) -> str:
     from hpo.launch.slurm import stop_slurm
 
-    stop_slurm(record["job_id"])
-    return f"slurm: cancelled job array {record['job_id']} of {study!r}"
+    return f"slurm: {stop_slurm(record['job_id'])}"
 
 
 def _stop_k8s(study: str, record: dict) -> str:

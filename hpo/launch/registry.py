@@ -15,17 +15,23 @@ __all__ = ["launches", "record_launch"]
 ROOT = Path(".hpo") / "launches"
 
 
-def record_launch(study: str, launcher: str, **handles: Any) -> dict[str, Any]:
-    ROOT.mkdir(parents=True, exist_ok=True)
-    path = ROOT / f"{study}.json"
+def record_launch(study: str, launcher: str, *, root: Path | None = None, **handles: Any) -> dict[str, Any]:
+    """Append a launch to `<root>/launches/<study>.json` (root: `.hpo` in the working directory)."""
+    path = _file(study, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"launcher": launcher, "at": datetime.now(UTC).isoformat(timespec="seconds"), **handles}
     with FileLock(str(path) + ".lock"):
         records = json.loads(path.read_text()) if path.exists() else []
         records.append(record)
-        path.write_text(json.dumps(records, indent=2))
+        path.write_text(json.dumps(records, indent=2, default=str))
     return record
 
 
-def launches(study: str) -> list[dict[str, Any]]:
-    path = ROOT / f"{study}.json"
+def launches(study: str, *, root: Path | None = None) -> list[dict[str, Any]]:
+    """The study's recorded launches, oldest first; [] when there are none."""
+    path = _file(study, root)
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def _file(study: str, root: Path | None) -> Path:
+    return (Path(root) / "launches" if root is not None else ROOT) / f"{study}.json"
