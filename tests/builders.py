@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,17 @@ def browse_page(chromium: str, url: str, profile: Path, *args: str) -> subproces
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, detail: Callable[[], str] = str) -> object:
+    """Poll `predicate` until it returns something truthy; a KeyError means the study does not exist yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = predicate()
+        except KeyError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")

@@ -31,7 +31,7 @@ from hpo.launch.slurm import (
     slurm_log_path,
     stop_slurm,
 )
-from tests.builders import REPO, write_study
+from tests.builders import REPO, wait_for, write_study
 
 SLURM_LOCAL = REPO / "scripts" / "slurm-local.sh"
 GOLDEN = Path(__file__).parent / "golden" / "slurm"
@@ -196,18 +196,11 @@ def _queued(job_id: str) -> list[tuple[str, str, str]]:
 
 
 def _wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = predicate()
-        except KeyError:  # the study does not exist yet
-            found = None
-        if found:
-            return found
-        time.sleep(0.3)
-    tails = "" if logs is None else "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}"
-                                              for p in sorted(logs.glob("*_log.*")))
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
+    def tails() -> str:
+        return "" if logs is None else "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}"
+                                               for p in sorted(logs.glob("*_log.*")))
+
+    return wait_for(predicate, timeout, what, tails)
 
 
 def _study(url: str, name: str) -> optuna.Study:

@@ -9,14 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.builders import hpo_cli, write_study
+from tests.builders import hpo_cli, wait_for, write_study
 from tests.pg import restart_postgres
 
 FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
@@ -31,19 +30,6 @@ def _worker(spec: Path, url: str, cwd: Path, log: Path) -> subprocess.Popen:
 
 def _study(url: str, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = predicate()
-        except KeyError:  # the study does not exist yet
-            found = None
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _running_with_evaluation(url: str):
@@ -93,7 +79,7 @@ def test_a_killed_worker_loses_nothing(tmp_path, tiny_model_dir, pg_url):
                        pruner="none")
     logs = [tmp_path / f"w{i}.log" for i in range(2)]
     workers = [_worker(spec, pg_url, tmp_path, log) for log in logs]
-    victim_trial = _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
+    victim_trial = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
     victim = next(w for w in workers if w.pid == victim_trial.user_attrs["pid"])
     victim.send_signal(signal.SIGKILL)
     survivor = next(w for w in workers if w is not victim)
@@ -118,12 +104,12 @@ def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model
                        pruner="none")
     log = tmp_path / "w.log"
     worker = _worker(spec, pg_url, tmp_path, log)
-    running = _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
+    running = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
     status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "running trials" in status.stdout and f"{socket.gethostname()}:{worker.pid}" in status.stdout
     assert re.search(r"\d+:\d\d ago", status.stdout), "the last heartbeat is shown"
-    running = _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way, again")  # status is slow
+    running = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way, again")  # status is slow
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 75, log.read_text()[-3000:]
     assert "preempted" in log.read_text()
@@ -150,7 +136,7 @@ def test_postgres_restart_mid_study_loses_no_trial(tmp_path, tiny_model_dir, pg_
                        pruner="none")
     logs = [tmp_path / f"w{i}.log" for i in range(2)]
     workers = [_worker(spec, pg_url, tmp_path, log) for log in logs]
-    _wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
+    wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
     restart_postgres()
     assert _finish(workers, logs) == [0, 0], [log.read_text()[-3000:] for log in logs]
     study = _study(pg_url)
