@@ -100,7 +100,8 @@ def test_a_killed_worker_loses_nothing(tmp_path, tiny_model_dir, pg_url):
 
 
 def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model_dir, pg_url):
-    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=2, epochs=3, target_samples=240,
+    # a budget of 4, so that a trial is still to come after the (slow) status check
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=4, epochs=3, target_samples=240,
                        pruner="none")
     log = tmp_path / "w.log"
     worker = _worker(spec, pg_url, tmp_path, log)
@@ -125,9 +126,9 @@ def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model
     assert again.wait(timeout=300) == 0, (tmp_path / "w2.log").read_text()[-3000:]
     retry = next(t for t in _study(pg_url).trials if t.user_attrs.get("retry_of") == running.number)
     assert retry.state == TrialState.COMPLETE and retry.params == preempted.params
-    assert _used(_study(pg_url)) == 2
+    assert _used(_study(pg_url)) == 4
     status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
-    assert "retries" in status.stdout and "preempted" in status.stdout and "2 / 2" in status.stdout
+    assert "retries" in status.stdout and "preempted" in status.stdout and "4 / 4" in status.stdout
 
 
 @pytest.mark.slow
