@@ -240,8 +240,9 @@ def _deadline(study: optuna.Study) -> datetime | None:
 
 
 def _nothing_to_do(study: optuna.Study, budget: int | None) -> str | None:
-    counts = count_states(study)
-    done = counts["COMPLETE"] + counts["PRUNED"]
+    from optuna.trial import TrialState
+
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if budget is not None and done >= budget:
         return (f"study {study.study_name!r} is finished: {done} of {budget} trials done. "
                 "Raise its budget with --n-trials N to continue.")
