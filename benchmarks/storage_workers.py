@@ -8,9 +8,9 @@ database (`hpo_bench_<uuid>`, created on the local server and dropped afterwards
 1. ours - what every `hpo run` process does (hpo/runner.py): `hpo.storage.open_storage(url)` (the resilient
    RDB storage: one pooled connection, one overflow, heartbeats; the schema lock while it opens),
    `optuna.create_study(..., load_if_exists=True)`, the budget stored as the study's user attribute `n_trials`,
-   then `hpo.runner.run_trials(...)` with the budget gate
-   `hpo.locks.DatabaseLock(url, "budget:<study>", engine=<the storage's pool>)`,
-   which starts a trial only while COMPLETE + PRUNED + RUNNING < budget. Workers get HPO_STORAGE_RETRY_S=60.
+   then `hpo.runner.run_trials(...)`, whose storage admits a trial only while COMPLETE + PRUNED + RUNNING is
+   below the budget, counted under the study-row lock Optuna takes to number trials (hpo/budget.py). Workers
+   get HPO_STORAGE_RETRY_S=60.
 2. plain - Optuna as its documentation shows it: `optuna.storages.RDBStorage(url)` with SQLAlchemy's default
    engine and pool (QueuePool, 5 + 10 overflow per process), `study.optimize(objective, n_trials=budget,
    callbacks=[MaxTrialsCallback(budget, states=(COMPLETE, PRUNED))])` (n_trials is only a cap: no worker can
@@ -28,14 +28,14 @@ Why: a budget must be exact and a worker must not die of a crowded database. Pla
 checks the budget only after a trial finishes, so N workers overshoot it by up to N - 1 trials; and nothing
 bounds its connections (each process may pool up to 15) or retries a refused connection, so a worker that
 meets PostgreSQL's `max_connections` (100 here, shared with anything else on the server) raises and dies.
-Ours pays for the exact budget with a lock round-trip per trial and for the heartbeats with a thread per
-trial; this script measures what that costs in throughput and what it buys (overshoot, deaths, peak
+Ours pays for the exact budget with one count per trial inside that lock and for the heartbeats with a
+thread per trial; this script measures what that costs in throughput and what it buys (overshoot, deaths, peak
 connections). Results on a 2-CPU machine: benchmarks/results-storage-workers.txt.
 
 How
 ---
 Each worker is this script in `--worker` mode, a subprocess. It imports only what it needs (optuna, hpo.storage,
-hpo.locks, hpo.runner; no torch), says "ready" and waits; when all N are ready the parent releases them at
+hpo.runner; no torch), says "ready" and waits; when all N are ready the parent releases them at
 once and starts the clock, so the import phase of 64 Python processes on a small machine (reported apart, as
 "import s") is not timed. wall s = from the release until the last worker exits. A worker "dies" if it
 exits non-zero: it catches any exception, prints it and exits 1; the table gives the first line of each
@@ -111,7 +111,6 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    import hpo.locks
     import hpo.runner
     import hpo.storage
 
@@ -130,15 +129,13 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
                                         direction="maximize", sampler=sampler, pruner=pruner)
             if study.user_attrs.get("n_trials") != budget:
                 study.set_user_attr("n_trials", budget)
-            gate = hpo.locks.DatabaseLock(url, f"budget:{study_name}", engine=hpo.storage.rdb_engine(storage))
 
             def objective(trial: optuna.Trial) -> float:
                 nonlocal ran
-                gate.release()
                 ran += 1
                 return objective_body(trial)
 
-            hpo.runner.run_trials(study, objective, budget=budget, gate=gate, display=_QuietDisplay())
+            hpo.runner.run_trials(study, objective, budget=budget, display=_QuietDisplay())
         else:  # plain and plain-pre: the same code; for plain-pre the parent created the study before
             storage = optuna.storages.RDBStorage(url)
             study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
@@ -418,7 +415,7 @@ def main() -> None:
         logs.rmdir()
 
     print()
-    print("ours: hpo.storage.open_storage + hpo.runner.run_trials (budget gate); plain: RDBStorage(url), default")
+    print("ours: hpo.storage.open_storage + hpo.runner.run_trials (budget admission); plain: RDBStorage(url), default")
     print("pool, MaxTrialsCallback, every worker starting on the empty database; plain-pre: the same, but the parent")
     print("created the study (and so the schema) before starting the workers.")
     print("wall s: release of the (already imported) workers -> last exit; import s: launch -> all ready, untimed.")

@@ -1,9 +1,11 @@
-"""Samplers and pruners from the study file: one small registry each, all Optuna's own implementations."""
+"""Samplers and pruners from the study file: one small registry each, all Optuna's own implementations, and
+the one wrapper that keeps the study's share of target-only trials (hpo/space.py)."""
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from hpo.spec import PrunerSpec, SamplerSpec
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["make_pruner", "make_sampler"]
 
 
-def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: SamplerSpec, seed: int, target_only_share: float | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -28,7 +30,49 @@ def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
         "qmc": lambda: optuna.samplers.QMCSampler(scramble=True, seed=seed, warn_asynchronous_seeding=False),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(n_startup_trials=spec.n_startup_trials, seed=seed),
     }
-    return samplers[spec.name]()
+    sampler = samplers[spec.name]()
+    return _target_only_share_sampler(sampler, target_only_share) if target_only_share else sampler
+
+
+def _target_only_share_sampler(base: optuna.samplers.BaseSampler, share: float) -> optuna.samplers.BaseSampler:
+    """Decides before each trial whether it is target only; such a trial is sampled by Optuna's
+    PartialFixedSampler with λ fixed to 1, every other one by `base`. The decision is taken once the trial
+    exists, after the budget admitted it, so it never queues a trial that might not run."""
+    import optuna
+
+    from hpo.space import wants_target_only
+
+    class TargetOnlyShare(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._sampler = base
+
+        def reseed_rng(self) -> None:
+            base.reseed_rng()
+
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            # A queued trial (a retry, an exported config) keeps its own λ: Optuna keeps queued parameters
+            # in the trial's "fixed_params" system attribute.
+            queued = bool(trial.system_attrs.get("fixed_params"))
+            others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+            fixed = not queued and wants_target_only(share, others)
+            self._sampler = optuna.samplers.PartialFixedSampler({"source_weight": 1.0}, base) if fixed else base
+            self._sampler.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any:
+            return self._sampler.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, space: Any) -> Any:
+            return self._sampler.sample_relative(study, trial, space)
+
+        def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str,
+                               distribution: Any) -> Any:
+            return self._sampler.sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: Any,
+                        values: Sequence[float] | None) -> None:
+            self._sampler.after_trial(study, trial, state, values)
+
+    return TargetOnlyShare()
 
 
 def make_pruner(spec: PrunerSpec, max_evaluations: int) -> optuna.pruners.BasePruner:

@@ -1,11 +1,9 @@
-"""Locks shared by every worker of a storage, held for moments.
+"""Named locks shared by every worker of a storage, held for moments.
 
-- The budget gate. Plain Optuna checks a budget after trials finish (`MaxTrialsCallback`), so N workers
-  overshoot it by up to N-1 trials. Here a worker starts a trial only while holding the study's lock, and only if
-  COMPLETE + PRUNED + RUNNING < budget; it lets go once its trial exists as RUNNING. A RUNNING trial that then
-  fails frees its place.
 - The schema lock: Optuna creates its tables on first use, and workers starting together on an empty database
   would race to create them.
+- The stale-trial lock (hpo/retry.py): one worker retries and fails a lost trial, not two.
+- On SQLite, the budget's admission (hpo/budget.py); PostgreSQL locks the study's row for that instead.
 
 On PostgreSQL the lock is an advisory lock taken with `pg_try_advisory_lock` on a short-lived connection, so
 waiting workers hold no connection; on SQLite, a file lock beside the database file.
@@ -27,13 +25,8 @@ __all__ = ["DatabaseLock"]
 class DatabaseLock:
     """A named lock for every process using the storage at `url`."""
 
-    def __init__(self, url: str, name: str, *, engine: Any = None, outage_s: float | None = None) -> None:
-        """With `engine` (the storage's own pool) a PostgreSQL waiter blocks in `pg_advisory_lock` on the worker's
-        pooled connection: PostgreSQL queues waiters in order, and no connection is opened per attempt. Without
-        one (the schema lock, before the storage exists) it polls `pg_try_advisory_lock` on short-lived
-        connections, holding none while it waits.
-
-        `outage_s`: how long to keep trying through connection errors, counted from the first one (default
+    def __init__(self, url: str, name: str, *, outage_s: float | None = None) -> None:
+        """`outage_s`: how long to keep trying through connection errors, counted from the first one (default
         HPO_STORAGE_RETRY_S); 0 raises the first, as opening a storage must, to say at once that the server is
         unreachable. A full server ("too many clients") is always waited out for a while: workers starting
         together can briefly fill it."""
@@ -47,8 +40,7 @@ class DatabaseLock:
         if self._backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
             digest = hashlib.sha256(name.encode()).hexdigest()[:12]
             self._file_lock = FileLock(f"{parsed.database}.{digest}.lock")
-        self._engine: Any = engine
-        self._blocking = engine is not None
+        self._engine: Any = None
         self._connection: Any = None
         self._outage_s = float(os.environ.get("HPO_STORAGE_RETRY_S", "300")) if outage_s is None else outage_s
 
@@ -66,7 +58,6 @@ class DatabaseLock:
         self.release()
 
     def release(self) -> None:
-        """Idempotent: the budget gate is released as soon as the trial exists, and again in `finally`."""
         if self._file_lock is not None and self._file_lock.is_locked:
             self._file_lock.release()
         if self._connection is not None:
@@ -88,7 +79,7 @@ class DatabaseLock:
         if self._engine is None:
             self._engine = create_engine(self._url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
                                          connect_args={"connect_timeout": 10})
-        query = text("SELECT pg_advisory_lock(:k), true" if self._blocking else "SELECT pg_try_advisory_lock(:k)")
+        query = text("SELECT pg_try_advisory_lock(:k)")
         delay, first_failure = 0.02, None
         while True:
             connection = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 
 from hpo.errors import HpoError
-from hpo.retry import Preempted
+from hpo.retry import Preempted, retry_trial
 from hpo.space import suggest
 from hpo.spec import StudySpec
 from hpo.train.config import TrainConfig
@@ -57,19 +57,13 @@ def worker_identity() -> dict[str, Any]:
 
 
 class Objective:
-    def __init__(
-        self, spec: StudySpec, resources: Workbench, reporter: Reporter, worker_seed: int,
-        on_trial_start: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, spec: StudySpec, resources: Workbench, reporter: Reporter, worker_seed: int) -> None:
         self.spec = spec
         self.resources = resources
         self.reporter = reporter
-        self.on_trial_start = on_trial_start  # the runner's budget gate opens once the trial exists
         self.identity = {**worker_identity(), "worker_seed": worker_seed}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if self.on_trial_start is not None:
-            self.on_trial_start()
         config = suggest(trial, self.spec)
         device = resolve_device(config.device)
         precision = resolve_precision(config.precision, device)
@@ -86,7 +80,9 @@ class Objective:
             trial.set_user_attr("failure_reason", "interrupted")
             raise
         except Preempted:
+            # Queued before Optuna fails this trial, so the retry holds the place the failure frees.
             trial.set_user_attr("failure_reason", "preempted")
+            retry_trial(trial.study, trial, "preempted", self.spec.max_retries)
             raise
         except Exception as exc:  # every other outcome of one trial is that trial's failure
             reason = _reason(exc)

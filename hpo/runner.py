@@ -20,17 +20,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from hpo.errors import HpoError, SpecError
-from hpo.locks import DatabaseLock
-from hpo.retry import Preempted, retry_trial, stale_trial_callback
+from hpo.retry import Preempted
 from hpo.spec import Range, StudySpec, load_spec
-from hpo.storage import count_states, display_url, open_storage, rdb_engine, resolve_storage
+from hpo.storage import count_states, display_url, open_storage, resolve_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -90,6 +88,7 @@ def run(
     from hpo.algorithms import make_pruner, make_sampler
     from hpo.progress import LiveDisplay
     from hpo.provenance import check_unchanged, provenance
+    from hpo.space import target_only_share
 
     started = time.monotonic()
     console = console or Console()
@@ -106,7 +105,7 @@ def run(
     with console.status("checking the model and loading data…"):
         check_model(spec, str(spec_path))
         data = load_data(spec)
-    storage_backend = open_storage(url, heartbeat_stale_trial_callback=stale_trial_callback(spec.max_retries))
+    storage_backend = open_storage(url, max_retries=spec.max_retries)
     study = optuna.create_study(
         study_name=spec.name, storage=storage_backend, direction=spec.direction, load_if_exists=True,
         pruner=make_pruner(spec.pruner, spec.max_evaluations()),
@@ -134,7 +133,7 @@ def run(
 
     trials = study.get_trials(deepcopy=False)
     seed = worker_seed(spec.training.seed, len(trials))
-    study.sampler = make_sampler(spec.sampler, seed)
+    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec))
     with console.status("loading the model…"):
         from hpo.objective import Objective, TrialFailed
         from hpo.resources import Workbench
@@ -144,13 +143,9 @@ def run(
     counts = Counter(t.state.name for t in trials)
     console.print(f"study [bold]{spec.name}[/] · storage {shown} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
-    gate = DatabaseLock(url, f"budget:{spec.name}", engine=rdb_engine(storage_backend))
     with LiveDisplay(console, spec.name, budget, counts) as display, _preemption_signals():
-        objective = Objective(spec, resources, display, seed, on_trial_start=gate.release)
-        run_trials(
-            study, objective, budget=budget, gate=gate, display=display, catch=(TrialFailed,),
-            before_trial=partial(_keep_target_only_share, study, spec), max_retries=spec.max_retries,
-        )
+        objective = Objective(spec, resources, display, seed)
+        run_trials(study, objective, budget=budget, display=display, catch=(TrialFailed,))
     return RunResult(study, shown, budget, time.monotonic() - started)
 
 
@@ -200,28 +195,6 @@ def _out_of_budget(budget: int | None, deadline: datetime | None, counts: Any, i
     return (budget is not None and used >= budget) or (deadline is not None and datetime.now(UTC) >= deadline)
 
 
-def _keep_target_only_share(study: optuna.Study, spec: StudySpec) -> None:
-    from hpo.space import wants_target_only
-
-    entry = spec.search_space.get("source_weight")
-    if not isinstance(entry, Range) or not entry.target_only_share:
-        return
-    if wants_target_only(spec, study.get_trials(deepcopy=False)):
-        study.enqueue_trial({"source_weight": 1.0}, user_attrs={"target_only": True})
-
-
-def _retry_preempted(study: optuna.Study, max_retries: int) -> None:
-    """The trial this process was running when preempted is FAIL now; queue its retry."""
-    from optuna.trial import TrialState
-
-    host, pid = socket.gethostname(), os.getpid()
-    mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get("pid") == pid and t.user_attrs.get("hostname") == host
-            and t.user_attrs.get("failure_reason") == "preempted"]
-    if mine:
-        retry_trial(study, mine[-1], "preempted", max_retries)
-
-
 def _budget(study: optuna.Study, spec: StudySpec, n_trials: int | None, console: Console) -> int | None:
     """--n-trials sets a new total; otherwise the stored total; a new study takes the study file's."""
     stored = study.user_attrs.get("n_trials")
@@ -257,25 +230,27 @@ def run_trials(
     objective: Callable[[optuna.Trial], float],
     *,
     budget: int | None,
-    gate: DatabaseLock,
     display: Any,
     catch: tuple[type[Exception], ...] = (),
-    before_trial: Callable[[], None] | None = None,
-    max_retries: int = 3,
 ) -> None:
     """Run trials one at a time through `study.optimize` (heartbeats, state mapping) until the budget is spent or
-    the deadline passes. The objective must call `gate.release()` first thing: the gate is held from the budget
-    check until the trial exists. `display` takes `counts`, `trial_finished(trial)` and `note(text)`."""
+    the deadline passes. The study's storage is this project's (hpo.storage.open_storage): it admits a trial
+    only within the budget (hpo/budget.py). `display` takes `counts`, `trial_finished(trial)` and `note(text)`."""
     import optuna
     from optuna.trial import TrialState
 
+    from hpo.budget import BudgetSpent
+
+    storage = study._storage
+    getattr(storage, "_backend", storage).limit_trials(storage.get_study_id_from_name(study.study_name), budget)
     failures_in_a_row = 0
     waiting_noted = False
     finished: list[optuna.trial.FrozenTrial] = []
     callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
     deadline = _deadline(study)
     while True:
-        # Looked at without the gate first, so that waiting and finishing cost other workers nothing.
+        # A cheap look first, so that waiting and finishing cost nothing; the storage's admission is the exact
+        # check, and a refusal (another worker took the last place first) comes back here.
         if not _room_for_a_trial(study, budget, deadline, display):
             if _out_of_budget(budget, deadline, display.counts):
                 return
@@ -288,19 +263,10 @@ def run_trials(
             time.sleep(1)
             continue
         waiting_noted = False
-        gate.acquire()
         try:
-            if not _room_for_a_trial(study, budget, deadline, display):
-                continue  # another worker took the last place while we waited for the gate
-            if before_trial is not None:
-                before_trial()
-            try:
-                study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
-            except Preempted:
-                _retry_preempted(study, max_retries)
-                raise
-        finally:
-            gate.release()
+            study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
+        except BudgetSpent:
+            continue
         last = finished[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:

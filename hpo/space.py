@@ -1,9 +1,9 @@
 """The one place that calls `trial.suggest_*`: a study's search space -> the trial's TrainConfig.
 
 Target-only trials. A study compares transfer against training on the target alone, so λ = 1 must be tried
-on purpose, not left to chance. `source_weight: {low, high: 1.0, target_only_share: s}` makes the runner
-enqueue a trial with λ fixed to 1 whenever target-only trials fall below the share s of the study's
-non-failed trials; the sampler fills in every other field as usual. The value 1.0 lies inside the declared
+on purpose, not left to chance. `source_weight: {low, high: 1.0, target_only_share: s}` makes the sampler
+(hpo/algorithms.py) fix λ to 1 for a trial whenever target-only trials fall below the share s of the study's
+other non-failed trials; it samples every other field as usual. The value 1.0 lies inside the declared
 range, so the sampler models these trials like any other.
 """
 
@@ -18,7 +18,7 @@ from hpo.train.config import TrainConfig
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["is_target_only", "suggest", "wants_target_only"]
+__all__ = ["is_target_only", "suggest", "target_only_share", "wants_target_only"]
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec) -> TrainConfig:
@@ -38,13 +38,15 @@ def is_target_only(trial: optuna.trial.FrozenTrial) -> bool:
     return bool(trial.user_attrs.get("target_only")) or trial.params.get("source_weight") == 1.0
 
 
-def wants_target_only(spec: StudySpec, trials: list[optuna.trial.FrozenTrial]) -> bool:
-    """True when the next trial should be target only, to keep them at `target_only_share` of the study."""
+def target_only_share(spec: StudySpec) -> float | None:
     entry = spec.search_space.get("source_weight")
-    if not isinstance(entry, Range) or not entry.target_only_share:
-        return False
+    return entry.target_only_share if isinstance(entry, Range) and entry.target_only_share else None
+
+
+def wants_target_only(share: float, trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """True when the next trial should be target only, to keep them at `share` of the study's `trials`."""
     from optuna.trial import TrialState
 
     counted = [t for t in trials if t.state != TrialState.FAIL]
     have = sum(is_target_only(t) for t in counted)
-    return have < math.floor(entry.target_only_share * (len(counted) + 1))
+    return have < math.floor(share * (len(counted) + 1))

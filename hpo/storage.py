@@ -1,12 +1,16 @@
 """Which storage a run uses, and opening it. URLs are shown with the password masked, always.
 
+The storage is Optuna's RDBStorage plus what it lacks for many workers: the budget admission
+(hpo/budget.py), atomic retries of trials whose worker died (hpo/retry.py), one-round-trip reports
+(hpo/intermediate_values.py), and calls that survive a transient database outage (below).
+
 Connection budget per worker process (PostgreSQL): one pooled connection kept open (`pool_size=1`) and one
 overflow connection opened only while two storage calls overlap (`max_overflow=1`: the heartbeat thread during a
-trial-loop call, and Optuna's schema check, which nests two), checked with a ping before use (`pool_pre_ping`)
-and recycled after 5 minutes. The budget gate (hpo/locks.py) opens one more, unpooled, for the instant it holds
-the study's advisory lock. Each storage call holds a connection for milliseconds, so 64 workers stay near 64
-connections, under PostgreSQL's default `max_connections = 100` (benchmarks/storage_workers.py measures the
-peak); the dashboard adds its own few.
+trial-loop call, and Optuna's schema check, which nests two), recycled after 5 minutes. There is no
+`pool_pre_ping`: it would cost a round trip on every storage call, and a connection that died while pooled
+fails its first statement, which the retry below repeats on a fresh one. Each storage call holds a connection
+for milliseconds, so 64 workers stay near 64 connections, under PostgreSQL's default `max_connections = 100`
+(benchmarks/storage_workers.py measures the peak); the dashboard adds its own few.
 
 A transient database outage (a restart, a dropped connection) does not kill a worker: every storage call is
 retried with backoff for up to `HPO_STORAGE_RETRY_S` seconds (default 300).
@@ -58,14 +62,13 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing at once
-    kwargs: dict[str, Any] = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 120, "pool_pre_ping": True,
-                              "pool_recycle": 300}
+    kwargs: dict[str, Any] = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 120, "pool_recycle": 300}
     if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "transfer-hpo"}
     return kwargs
 
 
-def open_storage(url: str, **callbacks: Any) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, max_retries: int | None = None) -> optuna.storages.RDBStorage:
     """The study's RDB storage with heartbeats, pooled as documented above; a clear one-line error if the URL
     is malformed, the server unreachable or the credentials wrong. The password never appears."""
     from sqlalchemy.engine import make_url
@@ -86,12 +89,15 @@ def open_storage(url: str, **callbacks: Any) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings(), DatabaseLock(url, "schema", outage_s=0):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            return _resilient_class()(
+            storage = _storage_class()(
                 url, engine_kwargs=engine_kwargs(url), heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S, **callbacks,
+                grace_period=GRACE_PERIOD_S,
             )
     except Exception as exc:
         raise StorageError(f"cannot open storage {display_url(url)}: {_reason(exc, parsed.password)}") from None
+    if max_retries is not None:
+        storage.max_retries = max_retries
+    return storage
 
 
 def _reason(exc: BaseException, password: str | None) -> str:
@@ -143,27 +149,35 @@ def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-_resilient: type | None = None
+_storage: type | None = None
 
 
-def _resilient_class() -> type:
-    """RDBStorage whose calls survive a transient outage.
+def _storage_class() -> type:
+    """The budgeted, stale-retrying RDBStorage, whose calls survive a transient outage.
 
-    Written here because Optuna retries nothing: its heartbeat thread dies silently at the first database
-    error (after which other workers fail the live trial), and any call during a server restart raises.
-    Retried calls are the storage's public methods plus the heartbeat and stale-trial queries.
+    The retries are written here because Optuna retries nothing: its heartbeat thread dies silently at the
+    first database error (after which other workers fail the live trial), and any call during a server restart
+    raises. Retried calls are the storage's public methods plus trial creation and the heartbeat and
+    stale-trial queries; the budget's admission is retried with the call it guards.
     """
-    global _resilient
-    if _resilient is None:
+    global _storage
+    if _storage is None:
         from optuna.storages import RDBStorage
 
+        from hpo.budget import BudgetedRDBStorage
+        from hpo.intermediate_values import OneTripReports
+        from hpo.retry import StaleTrialRetries
+
+        class HpoRDBStorage(StaleTrialRetries, OneTripReports, BudgetedRDBStorage):
+            pass
+
         names = [n for n in vars(RDBStorage) if not n.startswith("__") and callable(getattr(RDBStorage, n))]
-        names = [n for n in names if not n.startswith("_") or n == "_get_stale_trial_ids"]
+        names = [n for n in names if not n.startswith("_") or n in ("_get_stale_trial_ids", "_create_new_trial")]
         names = [n for n in names if n not in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback",
                                                "get_failed_trial_callback", "remove_session")]
-        _resilient = type("ResilientRDBStorage", (RDBStorage,),
-                          {n: _retrying(getattr(RDBStorage, n)) for n in names})
-    return _resilient
+        _storage = type("ResilientRDBStorage", (HpoRDBStorage,),
+                        {n: _retrying(getattr(HpoRDBStorage, n)) for n in names})
+    return _storage
 
 
 def rdb_engine(storage: Any) -> Any:

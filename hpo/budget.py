@@ -1,0 +1,94 @@
+"""The study's budget, enforced by the storage at the moment a trial starts.
+
+Plain Optuna checks a budget after trials finish (`MaxTrialsCallback`), so N workers overshoot it by up to
+N - 1. Here a trial becomes RUNNING only where the storage has just counted COMPLETE + PRUNED + RUNNING below
+the budget, inside the transaction that starts it and under the lock Optuna already takes to number trials
+(the study's row, `SELECT ... FOR UPDATE`). A trial that later FAILs frees its place. The lock is thus held
+for one short count more than plain Optuna holds it, and workers waiting for it queue inside PostgreSQL.
+
+A trial starts in two ways, and both are admitted:
+- `study.ask()` creates a new RUNNING trial: admitted while COMPLETE + PRUNED + RUNNING + WAITING < budget.
+  WAITING trials (retries of preempted or lost trials, queued configs) hold a place, so that a fresh trial
+  never takes the place a retry is about to run in.
+- `study.ask()` pops a WAITING trial into RUNNING: admitted while COMPLETE + PRUNED + RUNNING < budget.
+
+SQLite has no row locks; there a file lock beside the database serialises admissions instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import text
+
+__all__ = ["BudgetSpent", "BudgetedRDBStorage"]
+
+
+class BudgetSpent(Exception):
+    """No place left for another trial: COMPLETE + PRUNED + RUNNING (+ WAITING) has reached the budget."""
+
+
+class BudgetedRDBStorage(RDBStorage):
+    """Optuna's RDBStorage that starts a trial only within the budget set with `limit_trials`."""
+
+    def limit_trials(self, study_id: int, budget: int | None) -> None:
+        """At most `budget` COMPLETE + PRUNED + RUNNING trials in the study; None lifts the limit."""
+        self.__dict__.setdefault("_budgets", {})[study_id] = budget
+
+    def _budget(self, study_id: int) -> int | None:
+        return self.__dict__.get("_budgets", {}).get(study_id)
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        with self._serialised():
+            return super()._create_new_trial(study_id, template_trial)
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None, session: Any) -> Any:
+        # Optuna calls this inside its trial-numbering transaction, after locking the study's row, on every
+        # attempt of its own retry loop: the one place where a count is exact.
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self._admit(session, study_id, counting=("COMPLETE", "PRUNED", "RUNNING", "WAITING"))
+        return super()._get_prepared_new_trial(study_id, template_trial, session)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state != TrialState.RUNNING or not self.__dict__.get("_budgets"):
+            return super().set_trial_state_values(trial_id, state, values)
+        with self._serialised():
+            session = self.scoped_session()
+            try:
+                lock = "" if self.engine.dialect.name == "sqlite" else " FOR UPDATE OF s"
+                study_id = session.execute(text(
+                    "SELECT s.study_id FROM studies s JOIN trials t ON t.study_id = s.study_id "
+                    "WHERE t.trial_id = :trial" + lock), {"trial": trial_id}).scalar_one()
+                self._admit(session, study_id, counting=("COMPLETE", "PRUNED", "RUNNING"))
+            except BaseException:
+                session.rollback()
+                session.close()
+                raise
+            # Optuna's update runs in this same session and transaction; its commit releases the lock.
+            return super().set_trial_state_values(trial_id, state, values)
+
+    def _admit(self, session: Any, study_id: int, counting: tuple[str, ...]) -> None:
+        budget = self._budget(study_id)
+        if budget is None:
+            return
+        query = text("SELECT count(*) FROM trials WHERE study_id = :study AND state IN ("
+                     + ", ".join(f"'{state}'" for state in counting) + ")")
+        used = session.execute(query, {"study": study_id}).scalar_one()
+        if used >= budget:
+            raise BudgetSpent(f"{used} of {budget} places taken ({' + '.join(counting)})")
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if self.engine.dialect.name != "sqlite" or not self.__dict__.get("_budgets"):
+            yield
+            return
+        from hpo.locks import DatabaseLock
+
+        with DatabaseLock(self.url, "budget"):
+            yield
