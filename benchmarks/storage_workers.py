@@ -6,7 +6,8 @@ For each worker count N (default 4, 16, 64), three configurations run one after 
 database (`hpo_bench_<uuid>`, created on the local server and dropped afterwards):
 
 1. ours - what every `hpo run` process does (hpo/runner.py): `hpo.storage.open_storage(url)` (the resilient
-   RDB storage: one pooled connection, one overflow, heartbeats; the schema lock while it opens),
+   RDB storage: one pooled connection, one overflow, heartbeats; the schema lock while it opens) under
+   `hpo.storage.study_storage` (Optuna's trial cache, with a direct query for WAITING trials),
    `optuna.create_study(..., load_if_exists=True)`, the budget stored as the study's user attribute `n_trials`,
    then `hpo.runner.run_trials(...)`, whose storage admits a trial only while COMPLETE + PRUNED + RUNNING is
    below the budget, counted under the study-row lock Optuna takes to number trials (hpo/budget.py). Workers
@@ -124,7 +125,7 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
         sampler = optuna.samplers.RandomSampler(seed=seed)
         pruner = optuna.pruners.NopPruner()
         if setup == "ours":
-            storage = hpo.storage.open_storage(url)
+            storage = hpo.storage.study_storage(hpo.storage.open_storage(url))
             study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
                                         direction="maximize", sampler=sampler, pruner=pruner)
             if study.user_attrs.get("n_trials") != budget:

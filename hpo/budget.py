@@ -12,6 +12,14 @@ A trial starts in two ways, and both are admitted:
   never takes the place a retry is about to run in.
 - `study.ask()` pops a WAITING trial into RUNNING: admitted while COMPLETE + PRUNED + RUNNING < budget.
 
+On PostgreSQL (psycopg2) a new trial is created in one round trip: the lock, the count and Optuna's own insert
+(number = trials before it, state RUNNING, start time) sent as one two-statement query, which the server runs
+as one transaction. Optuna's own creation holds the study's row across five client round trips (BEGIN, lock,
+INSERT, count, UPDATE, COMMIT); with many workers on few cores the lock holder waits for a CPU at every one,
+and the lock, not the database, limits how fast trials start (measured: benchmarks/storage_workers.py). Here
+the lock is never held while a client waits. Other databases and queued (template) trials take Optuna's path,
+admitted by the hook below.
+
 SQLite has no row locks; there a file lock beside the database serialises admissions instead.
 """
 
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -26,6 +35,19 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import text
 
 __all__ = ["BudgetSpent", "BudgetedRDBStorage"]
+
+
+# Two statements in one simple query: PostgreSQL runs them as one transaction, the second with a snapshot taken
+# after the first has the lock, so its counts see every trial committed before. Values are interpolated by
+# psycopg2 on the client, so the whole is one round trip.
+_CREATE_ONE_TRIP = """
+SELECT study_id FROM studies WHERE study_id = %(study)s FOR UPDATE;
+INSERT INTO trials (number, study_id, state, datetime_start)
+SELECT (SELECT count(*) FROM trials WHERE study_id = %(study)s), %(study)s, 'RUNNING', %(started)s
+WHERE %(budget)s IS NULL OR (SELECT count(*) FROM trials WHERE study_id = %(study)s
+                             AND state IN ('COMPLETE', 'PRUNED', 'RUNNING', 'WAITING')) < %(budget)s
+RETURNING trial_id, number
+"""
 
 
 class BudgetSpent(Exception):
@@ -43,8 +65,27 @@ class BudgetedRDBStorage(RDBStorage):
         return self.__dict__.get("_budgets", {}).get(study_id)
 
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        if template_trial is None and self.engine.dialect.driver == "psycopg2":
+            return self._create_in_one_trip(study_id)
         with self._serialised():
             return super()._create_new_trial(study_id, template_trial)
+
+    def _create_in_one_trip(self, study_id: int) -> FrozenTrial:
+        budget = self._budget(study_id)
+        started = datetime.now()  # naive local time, as Optuna stores it
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(_CREATE_ONE_TRIP, {"study": study_id, "started": started, "budget": budget})
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        if row is None:
+            raise BudgetSpent(f"{budget} places taken (COMPLETE + PRUNED + RUNNING + WAITING)")
+        trial_id, number = row
+        return FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None,
+                           datetime_start=started, datetime_complete=None, params={}, distributions={},
+                           user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=trial_id)
 
     def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None, session: Any) -> Any:
         # Optuna calls this inside its trial-numbering transaction, after locking the study's row, on every

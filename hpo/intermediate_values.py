@@ -11,48 +11,36 @@ whenever the trial is not running (so the same errors are raised).
 
 from __future__ import annotations
 
-from typing import Any
-
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
-from optuna.trial import TrialState
-from sqlalchemy import exists, literal, select
+from sqlalchemy import text
 
 __all__ = ["OneTripReports"]
 
-_VALUES = models.TrialIntermediateValueModel.__table__
-_TRIALS = models.TrialModel.__table__
+# PostgreSQL types the selected values by their target columns only through the casts (the value type is
+# Optuna's enum type); SQLite needs none.
+_UPSERT = """
+INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+SELECT {trial}, {step}, {value}, {kind}
+WHERE EXISTS (SELECT 1 FROM trials WHERE trial_id = {trial} AND state = 'RUNNING')
+ON CONFLICT (trial_id, step) DO UPDATE
+SET intermediate_value = excluded.intermediate_value, intermediate_value_type = excluded.intermediate_value_type
+"""
+_STATEMENTS = {
+    "postgresql": text(_UPSERT.format(trial=":trial", step=":step", value="CAST(:value AS DOUBLE PRECISION)",
+                                      kind="CAST(:kind AS trialintermediatevaluetype)")),
+    "sqlite": text(_UPSERT.format(trial=":trial", step=":step", value=":value", kind=":kind")),
+}
 
 
 class OneTripReports(RDBStorage):
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        dialect = self.engine.dialect.name
-        if dialect not in ("postgresql", "sqlite"):
+        statement = _STATEMENTS.get(self.engine.dialect.name)
+        if statement is None:
             return super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(intermediate_value)
+        values = {"trial": trial_id, "step": step, "value": stored, "kind": kind.name}
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            written = connection.execute(_upsert(dialect, trial_id, step, intermediate_value)).rowcount
+            written = connection.execute(statement, values).rowcount
         if not written:  # not running (finished, failed by another worker) or no such trial: Optuna says which
             super().set_trial_intermediate_value(trial_id, step, intermediate_value)
-
-
-def _upsert(dialect: str, trial_id: int, step: int, value: float) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-
-    stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-    row = select(
-        literal(trial_id, _VALUES.c.trial_id.type),
-        literal(step, _VALUES.c.step.type),
-        literal(stored, _VALUES.c.intermediate_value.type),
-        literal(kind, _VALUES.c.intermediate_value_type.type),
-    ).where(exists().where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.RUNNING))
-    statement = insert(_VALUES).from_select(
-        ["trial_id", "step", "intermediate_value", "intermediate_value_type"], row
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["trial_id", "step"],
-        set_={"intermediate_value": statement.excluded.intermediate_value,
-              "intermediate_value_type": statement.excluded.intermediate_value_type},
-    )

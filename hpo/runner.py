@@ -28,7 +28,7 @@ from rich.console import Console
 from hpo.errors import HpoError, SpecError
 from hpo.retry import Preempted
 from hpo.spec import Range, StudySpec, load_spec
-from hpo.storage import count_states, display_url, open_storage, resolve_storage
+from hpo.storage import count_states, display_url, open_storage, resolve_storage, study_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -38,6 +38,7 @@ __all__ = ["RunResult", "check_model", "load_data", "run", "run_trials", "worker
 log = logging.getLogger("hpo")
 
 MAX_CONSECUTIVE_FAILURES = 5
+COUNT_EVERY_S = 1.0
 METRIC = "val_f1"
 
 
@@ -107,7 +108,7 @@ def run(
         data = load_data(spec)
     storage_backend = open_storage(url, max_retries=spec.max_retries)
     study = optuna.create_study(
-        study_name=spec.name, storage=storage_backend, direction=spec.direction, load_if_exists=True,
+        study_name=spec.name, storage=study_storage(storage_backend), direction=spec.direction, load_if_exists=True,
         pruner=make_pruner(spec.pruner, spec.max_evaluations()),
     )
     current = provenance(spec, spec_text, data.fingerprint(spec.source, spec.target))
@@ -183,11 +184,9 @@ def _enqueue_exported(study: optuna.Study, spec: StudySpec, path: Path, console:
     console.print(f"enqueued {len(configs)} exported config(s) from {path}; they run first", highlight=False)
 
 
-def _room_for_a_trial(study: optuna.Study, budget: int | None, deadline: datetime | None, display: Any) -> bool:
-    """COMPLETE + PRUNED + RUNNING below the budget, and the deadline not passed; refreshes the display's counts."""
+def _count(study: optuna.Study, display: Any) -> None:
     display.counts.clear()
     display.counts.update(count_states(study))
-    return not _out_of_budget(budget, deadline, display.counts, include_running=True)
 
 
 def _out_of_budget(budget: int | None, deadline: datetime | None, counts: Any, include_running: bool = False) -> bool:
@@ -248,10 +247,15 @@ def run_trials(
     finished: list[optuna.trial.FrozenTrial] = []
     callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
     deadline = _deadline(study)
+    counted_until = 0.0
     while True:
-        # A cheap look first, so that waiting and finishing cost nothing; the storage's admission is the exact
-        # check, and a refusal (another worker took the last place first) comes back here.
-        if not _room_for_a_trial(study, budget, deadline, display):
+        # A cheap look first (at most once a second: COMPLETE + PRUNED only grow, so a stale count never stops a
+        # worker early), so that waiting and finishing cost nothing; the storage's admission is the exact check,
+        # and a refusal (another worker took the last place first) comes back here with a fresh count.
+        if time.monotonic() >= counted_until:
+            _count(study, display)
+            counted_until = time.monotonic() + COUNT_EVERY_S
+        if _out_of_budget(budget, deadline, display.counts, include_running=True):
             if _out_of_budget(budget, deadline, display.counts):
                 return
             if not waiting_noted:
@@ -261,11 +265,13 @@ def run_trials(
             # period, which frees the budget again.
             optuna.storages.fail_stale_trials(study)
             time.sleep(1)
+            counted_until = 0.0
             continue
         waiting_noted = False
         try:
             study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
         except BudgetSpent:
+            counted_until = 0.0
             continue
         last = finished[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
