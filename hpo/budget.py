@@ -57,6 +57,8 @@ class BudgetSpent(Exception):
 class BudgetedRDBStorage(RDBStorage):
     """Optuna's RDBStorage that starts a trial only within the budget set with `limit_trials`."""
 
+    last_started_trial_id: int | None = None  # this process's latest trial, for a preemption outside the objective
+
     def limit_trials(self, study_id: int, budget: int | None) -> None:
         """At most `budget` COMPLETE + PRUNED + RUNNING trials in the study; None lifts the limit."""
         self.__dict__.setdefault("_budgets", {})[study_id] = budget
@@ -68,7 +70,10 @@ class BudgetedRDBStorage(RDBStorage):
         if template_trial is None and self.engine.dialect.driver == "psycopg2":
             return self._create_in_one_trip(study_id)
         with self._serialised():
-            return super()._create_new_trial(study_id, template_trial)
+            frozen = super()._create_new_trial(study_id, template_trial)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self.last_started_trial_id = frozen._trial_id
+        return frozen
 
     def _create_in_one_trip(self, study_id: int) -> FrozenTrial:
         budget = self._budget(study_id)
@@ -83,6 +88,7 @@ class BudgetedRDBStorage(RDBStorage):
         if row is None:
             raise BudgetSpent(f"{budget} places taken (COMPLETE + PRUNED + RUNNING + WAITING)")
         trial_id, number = row
+        self.last_started_trial_id = trial_id
         return FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None,
                            datetime_start=started, datetime_complete=None, params={}, distributions={},
                            user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=trial_id)
@@ -112,7 +118,10 @@ class BudgetedRDBStorage(RDBStorage):
                 session.close()
                 raise
             # Optuna's update runs in this same session and transaction; its commit releases the lock.
-            return super().set_trial_state_values(trial_id, state, values)
+            started = super().set_trial_state_values(trial_id, state, values)
+        if started:
+            self.last_started_trial_id = trial_id
+        return started
 
     def _admit(self, session: Any, study_id: int, counting: tuple[str, ...]) -> None:
         budget = self._budget(study_id)

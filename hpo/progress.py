@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from hpo.train.config import TrainConfig
 
-__all__ = ["LiveDisplay", "format_params", "summary_table"]
+__all__ = ["LiveDisplay", "clock", "format_params", "summary_table"]
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -32,8 +32,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
+def clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on."""
+    seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
         f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -100,7 +101,7 @@ class LiveDisplay:
         reason = trial.user_attrs.get("failure_reason", "") if state == "FAIL" else ""
         style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(state, "")
         self.console.print(
-            f"trial {trial.number:>3} [{style}]{state:<8}[/] {value:<32} {_clock(wall):>6}  "
+            f"trial {trial.number:>3} [{style}]{state:<8}[/] {value:<32} {clock(wall):>6}  "
             f"{format_params(trial.params)}{'  ' + reason if reason else ''}",
             highlight=False, soft_wrap=True,
         )
@@ -134,8 +135,8 @@ class LiveDisplay:
             ("  failed ", "dim"), (str(self.counts["FAIL"]), "red"),
             ("   budget ", "dim"), (str(self.budget) if self.budget else "-", ""),
             ("   best ", "dim"), (f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-", "bold"),
-            ("   elapsed ", "dim"), (_clock(elapsed), ""),
-            ("  eta ", "dim"), (_clock(eta) if eta is not None else "-", ""),
+            ("   elapsed ", "dim"), (clock(elapsed), ""),
+            ("  eta ", "dim"), (clock(eta) if eta is not None else "-", ""),
         )
         if self._trial is None:
             return Group(head)
@@ -175,6 +176,6 @@ def summary_table(
     table.add_row("trials", f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
                   f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running")
     table.add_row("budget", f"{used} / {budget}" if budget else f"{used} (no trial budget; deadline only)")
-    table.add_row("wall time", _clock(wall_seconds))
+    table.add_row("wall time", clock(wall_seconds))
     table.add_row("storage", storage)
     return table

@@ -146,7 +146,8 @@ def run(
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
     with LiveDisplay(console, spec.name, budget, counts) as display, _preemption_signals():
         objective = Objective(spec, resources, display, seed)
-        run_trials(study, objective, budget=budget, display=display, catch=(TrialFailed,))
+        run_trials(study, objective, budget=budget, display=display, catch=(TrialFailed,),
+                   max_retries=spec.max_retries)
     return RunResult(study, shown, budget, time.monotonic() - started)
 
 
@@ -182,6 +183,27 @@ def _enqueue_exported(study: optuna.Study, spec: StudySpec, path: Path, console:
     for params in configs:
         study.enqueue_trial(params, user_attrs={"enqueued_from": str(path)}, skip_if_exists=True)
     console.print(f"enqueued {len(configs)} exported config(s) from {path}; they run first", highlight=False)
+
+
+def _fail_if_still_running(study: optuna.Study, max_retries: int) -> None:
+    """A preemption that came outside the objective (while Optuna created the trial, or stored its result)
+    leaves this process's trial RUNNING, maybe without a heartbeat that would ever go stale: fail it as
+    preempted and queue its retry here."""
+    from optuna.trial import TrialState
+
+    from hpo.retry import retry_trial
+
+    storage = study._storage
+    trial_id = getattr(getattr(storage, "_backend", storage), "last_started_trial_id", None)
+    if trial_id is None:
+        return
+    trial = storage.get_trial(trial_id)
+    if trial.state != TrialState.RUNNING:
+        return
+    if trial.params:
+        retry_trial(study, trial, "preempted", max_retries)
+    storage.set_trial_user_attr(trial_id, "failure_reason", "preempted")
+    storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def _count(study: optuna.Study, display: Any) -> None:
@@ -231,6 +253,7 @@ def run_trials(
     budget: int | None,
     display: Any,
     catch: tuple[type[Exception], ...] = (),
+    max_retries: int = 3,
 ) -> None:
     """Run trials one at a time through `study.optimize` (heartbeats, state mapping) until the budget is spent or
     the deadline passes. The study's storage is this project's (hpo.storage.open_storage): it admits a trial
@@ -273,6 +296,9 @@ def run_trials(
         except BudgetSpent:
             counted_until = 0.0
             continue
+        except Preempted:
+            _fail_if_still_running(study, max_retries)
+            raise
         last = finished[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:

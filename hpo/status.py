@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from hpo.progress import format_params
+from hpo.progress import clock, format_params
 
 if TYPE_CHECKING:
     pass
@@ -56,8 +55,8 @@ def study_status(name: str, storage: str | None) -> Group:
             last = max(t.intermediate_values) if t.intermediate_values else None
             table.add_row(
                 str(t.number), f"{t.user_attrs.get('hostname', '?')}:{t.user_attrs.get('pid', '?')}",
-                str(t.user_attrs.get("device", "?")), _ago((now - started).total_seconds()),
-                f"{_ago(beat)} ago" if beat is not None else "-",
+                str(t.user_attrs.get("device", "?")), clock((now - started).total_seconds()),
+                f"{clock(beat)} ago" if beat is not None else "-",
                 str(len(t.intermediate_values)), f"{t.intermediate_values[last]:.4f}" if last else "-",
             )
         parts.append(table)
@@ -95,7 +94,7 @@ def _workers(trials: list, beats: dict[int, float]) -> Table:
         beat = beats.get(live[0]._trial_id) if live else None
         done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in ran)
         table.add_row(f"{host}:{pid}", scheduler, str(attrs.get("gpu", "-")), f"{done} done, {len(ran)} started",
-                      str(live[0].number) if live else "-", f"{_ago(beat)} ago" if beat is not None else "-")
+                      str(live[0].number) if live else "-", f"{clock(beat)} ago" if beat is not None else "-")
     return table
 
 
@@ -122,7 +121,3 @@ def _naive(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
-
-def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
