@@ -1,10 +1,10 @@
 """The study's budget, enforced by the storage at the moment a trial starts.
 
 Plain Optuna checks a budget after trials finish (`MaxTrialsCallback`), so N workers overshoot it by up to
-N - 1. Here a trial becomes RUNNING only where the storage has just counted COMPLETE + PRUNED + RUNNING below
-the budget, inside the transaction that starts it and under the lock Optuna already takes to number trials
-(the study's row, `SELECT ... FOR UPDATE`). A trial that later FAILs frees its place. The lock is thus held
-for one short count more than plain Optuna holds it, and workers waiting for it queue inside PostgreSQL.
+N - 1. Here a trial becomes RUNNING only where the storage has just counted the places taken below the budget,
+inside the transaction that starts it and under the lock Optuna already takes to number trials (the study's
+row, `SELECT ... FOR UPDATE`). A trial that later FAILs frees its place. Workers waiting for the lock queue
+inside PostgreSQL.
 
 A trial starts in two ways, and both are admitted:
 - `study.ask()` creates a new RUNNING trial: admitted while COMPLETE + PRUNED + RUNNING + WAITING < budget.
@@ -25,9 +25,10 @@ SQLite has no row locks; there a file lock beside the database serialises admiss
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -35,6 +36,15 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import text
 
 __all__ = ["BudgetSpent", "BudgetedRDBStorage"]
+
+# The places a trial takes: a new trial is counted against WAITING ones too (they hold a place), a WAITING one
+# that starts is not counted against itself.
+FOR_A_NEW_TRIAL = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+FOR_A_WAITING_TRIAL = ("COMPLETE", "PRUNED", "RUNNING")
+
+
+def _states(states: tuple[str, ...]) -> str:
+    return ", ".join(f"'{state}'" for state in states)
 
 
 # Two statements in one simple query: PostgreSQL runs them as one transaction, the second with a snapshot taken
@@ -45,9 +55,9 @@ SELECT study_id FROM studies WHERE study_id = %(study)s FOR UPDATE;
 INSERT INTO trials (number, study_id, state, datetime_start)
 SELECT (SELECT count(*) FROM trials WHERE study_id = %(study)s), %(study)s, 'RUNNING', %(started)s
 WHERE %(budget)s IS NULL OR (SELECT count(*) FROM trials WHERE study_id = %(study)s
-                             AND state IN ('COMPLETE', 'PRUNED', 'RUNNING', 'WAITING')) < %(budget)s
+                             AND state IN ({states})) < %(budget)s
 RETURNING trial_id, number
-"""
+""".replace("{states}", _states(FOR_A_NEW_TRIAL))
 
 
 class BudgetSpent(Exception):
@@ -58,13 +68,14 @@ class BudgetedRDBStorage(RDBStorage):
     """Optuna's RDBStorage that starts a trial only within the budget set with `limit_trials`."""
 
     last_started_trial_id: int | None = None  # this process's latest trial, for a preemption outside the objective
+    _budgets: Mapping[int, int | None] = MappingProxyType({})  # study id -> budget, set by `limit_trials`
 
     def limit_trials(self, study_id: int, budget: int | None) -> None:
         """At most `budget` COMPLETE + PRUNED + RUNNING trials in the study; None lifts the limit."""
-        self.__dict__.setdefault("_budgets", {})[study_id] = budget
+        self._budgets = {**self._budgets, study_id: budget}
 
     def _budget(self, study_id: int) -> int | None:
-        return self.__dict__.get("_budgets", {}).get(study_id)
+        return self._budgets.get(study_id)
 
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
         if template_trial is None and self.engine.dialect.driver == "psycopg2":
@@ -97,13 +108,13 @@ class BudgetedRDBStorage(RDBStorage):
         # Optuna calls this inside its trial-numbering transaction, after locking the study's row, on every
         # attempt of its own retry loop: the one place where a count is exact.
         if template_trial is None or template_trial.state == TrialState.RUNNING:
-            self._admit(session, study_id, counting=("COMPLETE", "PRUNED", "RUNNING", "WAITING"))
+            self._admit(session, study_id, counting=FOR_A_NEW_TRIAL)
         return super()._get_prepared_new_trial(study_id, template_trial, session)
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        if state != TrialState.RUNNING or not self.__dict__.get("_budgets"):
+        if state != TrialState.RUNNING or not self._budgets:
             return super().set_trial_state_values(trial_id, state, values)
         with self._serialised():
             session = self.scoped_session()
@@ -112,7 +123,7 @@ class BudgetedRDBStorage(RDBStorage):
                 study_id = session.execute(text(
                     "SELECT s.study_id FROM studies s JOIN trials t ON t.study_id = s.study_id "
                     "WHERE t.trial_id = :trial" + lock), {"trial": trial_id}).scalar_one()
-                self._admit(session, study_id, counting=("COMPLETE", "PRUNED", "RUNNING"))
+                self._admit(session, study_id, counting=FOR_A_WAITING_TRIAL)
             except BaseException:
                 session.rollback()
                 session.close()
@@ -127,15 +138,14 @@ class BudgetedRDBStorage(RDBStorage):
         budget = self._budget(study_id)
         if budget is None:
             return
-        query = text("SELECT count(*) FROM trials WHERE study_id = :study AND state IN ("
-                     + ", ".join(f"'{state}'" for state in counting) + ")")
+        query = text(f"SELECT count(*) FROM trials WHERE study_id = :study AND state IN ({_states(counting)})")
         used = session.execute(query, {"study": study_id}).scalar_one()
         if used >= budget:
             raise BudgetSpent(f"{used} of {budget} places taken ({' + '.join(counting)})")
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
-        if self.engine.dialect.name != "sqlite" or not self.__dict__.get("_budgets"):
+        if self.engine.dialect.name != "sqlite" or not self._budgets:
             yield
             return
         from hpo.locks import DatabaseLock

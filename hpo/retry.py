@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["DEFAULT_MAX_RETRIES", "LOST", "Preempted", "StaleTrialRetries", "retry_trial"]
+__all__ = ["DEFAULT_MAX_RETRIES", "LOST", "Preempted", "StaleTrialRetries", "fail_and_retry", "retry_trial"]
 
 log = logging.getLogger("hpo")
 
@@ -50,6 +50,22 @@ def retry_trial(study: optuna.Study, trial: Any, reason: str, max_retries: int) 
     return attempt + 1
 
 
+def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str, max_retries: int) -> bool:
+    """Queue a retry of the RUNNING `trial`, then fail it with `reason`, in that order (see above). False when
+    the trial finished meanwhile; its retry then runs as one trial more."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if trial.params:  # a trial stopped before it sampled anything has nothing to retry
+        retry_trial(study, trial, reason, max_retries)
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "failure_reason", reason)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
 class StaleTrialRetries:
     """Storage mixin (over Optuna's RDBStorage): a RUNNING trial whose heartbeat stopped is retried, then failed.
 
@@ -71,7 +87,6 @@ class StaleTrialRetries:
         if not super()._get_stale_trial_ids(study_id):  # type: ignore[misc]
             return []
         import optuna
-        from optuna.trial import TrialState
 
         from hpo.locks import DatabaseLock
 
@@ -81,12 +96,8 @@ class StaleTrialRetries:
             if stale:
                 study = optuna.load_study(study_name=storage.get_study_name_from_id(study_id), storage=storage)
             for trial_id in stale:
-                retry_trial(study, storage.get_trial(trial_id), LOST, self.max_retries)
-                try:
-                    storage.set_trial_user_attr(trial_id, "failure_reason", LOST)
-                    storage.set_trial_state_values(trial_id, TrialState.FAIL)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    continue  # its worker was alive after all and just finished it; the retry runs as one more
+                if not fail_and_retry(study, storage.get_trial(trial_id), LOST, self.max_retries):
+                    continue  # its worker was alive after all and just finished it
                 log.warning("trial %d lost its worker (no heartbeat): failed and queued for a retry",
                             storage.get_trial_number_from_id(trial_id))
         return []

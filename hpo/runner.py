@@ -191,19 +191,12 @@ def _fail_if_still_running(study: optuna.Study, max_retries: int) -> None:
     preempted and queue its retry here."""
     from optuna.trial import TrialState
 
-    from hpo.retry import retry_trial
+    from hpo.retry import fail_and_retry
 
     storage = study._storage
     trial_id = getattr(getattr(storage, "_backend", storage), "last_started_trial_id", None)
-    if trial_id is None:
-        return
-    trial = storage.get_trial(trial_id)
-    if trial.state != TrialState.RUNNING:
-        return
-    if trial.params:
-        retry_trial(study, trial, "preempted", max_retries)
-    storage.set_trial_user_attr(trial_id, "failure_reason", "preempted")
-    storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    if trial_id is not None and (trial := storage.get_trial(trial_id)).state == TrialState.RUNNING:
+        fail_and_retry(study, trial, "preempted", max_retries)
 
 
 def _count(study: optuna.Study, display: Any) -> None:
