@@ -12,13 +12,17 @@ taken place, so no fresh trial can slip into the place the failure frees.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["DEFAULT_MAX_RETRIES", "LOST", "Preempted", "StaleTrialRetries", "fail_and_retry", "retry_trial"]
+__all__ = ["DEFAULT_MAX_RETRIES", "LOST", "Preempted", "StaleTrialRetries", "fail_and_retry", "preempt",
+           "preemption_deferred", "retry_trial"]
 
 log = logging.getLogger("hpo")
 
@@ -28,6 +32,39 @@ LOST = "worker lost: no heartbeat"
 
 class Preempted(Exception):
     """The worker got SIGTERM (or Slurm's SIGUSR2): stop the trial now, fail it as `preempted`, retry it."""
+
+
+# A preemption signal that lands inside a storage call is raised when the call returns, not in the middle of
+# it: an exception inside the database driver or the connection pool can leave a connection checked out (the
+# worker then hangs on its pool until the scheduler kills it) or a trial created but not yet known as this
+# worker's. Main thread only: that is where Python runs signal handlers.
+_calls_in_progress = 0
+_pending: str | None = None
+
+
+def preempt(signal_name: str) -> None:
+    """The signal handler's body: raise Preempted now, or when the current storage call returns."""
+    global _pending
+    if _calls_in_progress:
+        _pending = signal_name
+        return
+    raise Preempted(signal_name)
+
+
+@contextmanager
+def preemption_deferred() -> Iterator[None]:
+    global _calls_in_progress, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _calls_in_progress += 1
+    try:
+        yield
+    finally:
+        _calls_in_progress -= 1
+        if not _calls_in_progress and _pending is not None:
+            name, _pending = _pending, None
+            raise Preempted(name)
 
 
 def retry_trial(study: optuna.Study, trial: Any, reason: str, max_retries: int) -> int | None:

@@ -159,10 +159,12 @@ def _preemption_signals() -> Iterator[None]:
         yield
         return
 
-    def preempt(signum: int, _frame: object) -> None:
-        raise Preempted(signal.Signals(signum).name)
+    from hpo.retry import preempt
 
-    previous = {sig: signal.signal(sig, preempt) for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    def on_signal(signum: int, _frame: object) -> None:
+        preempt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGUSR2)}
     try:
         yield
     finally:

@@ -170,13 +170,16 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
+    from hpo.retry import preemption_deferred
+
     @wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + float(os.environ.get("HPO_STORAGE_RETRY_S", "300"))
         delay = 0.5
         while True:
             try:
-                return method(self, *args, **kwargs)
+                with preemption_deferred():  # a preemption is raised once the call is complete
+                    return method(self, *args, **kwargs)
             except Exception as exc:
                 if not is_transient(exc) or time.monotonic() + delay > deadline:
                     raise
