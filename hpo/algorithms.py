@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 __all__ = ["make_pruner", "make_sampler"]
 
 
-def make_sampler(spec: SamplerSpec, seed: int, target_only_share: float | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    spec: SamplerSpec, seed: int, target_only_share: float | None = None, study: optuna.Study | None = None
+) -> optuna.samplers.BaseSampler:
+    """The study file's sampler; with a target-only share, wrapped to keep that share of the whole `study`."""
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -31,16 +34,25 @@ def make_sampler(spec: SamplerSpec, seed: int, target_only_share: float | None =
         "cmaes": lambda: optuna.samplers.CmaEsSampler(n_startup_trials=spec.n_startup_trials, seed=seed),
     }
     sampler = samplers[spec.name]()
-    return _target_only_share_sampler(sampler, target_only_share) if target_only_share else sampler
+    if not target_only_share:
+        return sampler
+    if study is None:
+        raise ValueError("a target-only share is kept over a study: pass study=")
+    return _target_only_share_sampler(sampler, target_only_share, study)
 
 
-def _target_only_share_sampler(base: optuna.samplers.BaseSampler, share: float) -> optuna.samplers.BaseSampler:
+def _target_only_share_sampler(
+    base: optuna.samplers.BaseSampler, share: float, whole: optuna.Study
+) -> optuna.samplers.BaseSampler:
     """Decides before each trial whether it is target only; such a trial is sampled by Optuna's
     PartialFixedSampler with λ fixed to 1, every other one by `base`. The decision is taken once the trial
-    exists, after the budget admitted it, so it never queues a trial that might not run."""
+    exists, after the budget admitted it, so it never queues a trial that might not run. It counts over the
+    `whole` study, through the storage: the study Optuna hands a sampler is filtered to the trial's bracket
+    under Hyperband, and counting there would keep the share per bracket, which leaves most studies with none."""
     import optuna
 
     from hpo.space import wants_target_only
+    from hpo.storage import target_only_tally
 
     class TargetOnlyShare(optuna.samplers.BaseSampler):
         def __init__(self) -> None:
@@ -53,8 +65,7 @@ def _target_only_share_sampler(base: optuna.samplers.BaseSampler, share: float) 
             # A queued trial (a retry, an exported config) keeps its own λ: Optuna keeps queued parameters
             # in the trial's "fixed_params" system attribute.
             queued = bool(trial.system_attrs.get("fixed_params"))
-            others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
-            fixed = not queued and wants_target_only(share, others)
+            fixed = not queued and wants_target_only(share, *target_only_tally(whole, trial.number))
             self._sampler = optuna.samplers.PartialFixedSampler({"source_weight": 1.0}, base) if fixed else base
             self._sampler.before_trial(study, trial)
 

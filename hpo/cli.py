@@ -31,6 +31,13 @@ err_console = Console(stderr=True)
 _state = {"debug": False}
 
 StudyFile = Annotated[Path, typer.Argument(help="A study file (YAML), e.g. studies/quickstart.yaml.")]
+def _study_name(name: str) -> str:
+    from hpo.spec import check_study_name
+
+    return check_study_name(name)  # a name becomes a file path and a query: validated before either
+
+
+StudyName = Annotated[str, typer.Argument(help="Study name.", callback=_study_name)]
 StorageOption = Annotated[
     str | None,
     typer.Option("--storage", help="Storage URL; overrides HPO_STORAGE and the study file. Default sqlite:///hpo.db"),
@@ -93,7 +100,7 @@ def validate(
     console.print(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), highlight=False)
     if data:
         with console.status("loading data…"):
-            task = load_data(spec)
+            task = load_data(spec, str(study_file))
         console.print(
             f"data: source {spec.source.label} {len(task.source)} docs, {len(task.source.label_names)} classes; "
             f"target {spec.target.label} {len(task.target_train)} train + {len(task.target_val)} validation, "
@@ -120,20 +127,21 @@ def studies(ctx: typer.Context, storage: StorageOption = None) -> None:
 @studies_app.command("delete")
 def delete_study(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The study to delete, with all its trials.")],
+    name: Annotated[str, typer.Argument(help="The study to delete, with all its trials.", callback=_study_name)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    storage: StorageOption = None,
 ) -> None:
     """Delete a study and all its trials (asks for confirmation unless --yes)."""
     from hpo.studies import delete_study as delete
 
-    storage = ctx.obj
+    storage = storage or ctx.obj  # --storage before `delete` or after it
     if not yes and not typer.confirm(f"Delete study {name!r} and all its trials?", default=False):
         raise typer.Abort()
     console.print(delete(storage, name))
 
 
 @app.command()
-def status(name: Annotated[str, typer.Argument(help="Study name.")], storage: StorageOption = None) -> None:
+def status(name: StudyName, storage: StorageOption = None) -> None:
     """A study's state counts, budget used, best F1, running trials (worker, age, last heartbeat), retries."""
     from hpo.status import study_status
 
@@ -144,24 +152,27 @@ def status(name: Annotated[str, typer.Argument(help="Study name.")], storage: St
 def dashboard(
     storage: StorageOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
 ) -> None:
     """Start optuna-dashboard on the configured storage (the study's metric is named val_f1)."""
-    from hpo.storage import display_url, open_storage, resolve_storage
+    from hpo.settings import resolve_storage
+    from hpo.storage import open_storage, storage_exists
 
-    url = resolve_storage(storage, None)
-    backend = open_storage(url)
+    target = resolve_storage(storage, None)
+    if not storage_exists(target):
+        raise HpoError(f"nothing to show: {target.display} does not exist (run a study first, or give --storage)")
+    backend = open_storage(target)
     try:
         from optuna_dashboard import run_server
     except ImportError:
         raise HpoError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
-    console.print(f"optuna-dashboard on {display_url(url)}: http://{host}:{port}/  (Ctrl-C stops it)")
+    console.print(f"optuna-dashboard on {target.display}: http://{host}:{port}/  (Ctrl-C stops it)")
     run_server(backend, host=host, port=port)
 
 
 @app.command()
 def report(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: StudyName,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="The HTML file to write. Default: NAME-report.html")
     ] = None,
@@ -175,7 +186,7 @@ def report(
 
 @app.command()
 def export(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: StudyName,
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     top: Annotated[int | None, typer.Option("--top", min=1, help="Export the k best configs (for --enqueue).")] = None,
     output_format: Annotated[
@@ -253,7 +264,7 @@ def predict(
 
 @app.command("transfer-effect")
 def transfer_effect(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: StudyName,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per trained row, paired across rows.")] = 5,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem).")
@@ -267,7 +278,7 @@ def transfer_effect(
 
     _quiet_libraries()
     study, url = load_study(name, storage)
-    measure(study, seeds=seeds, output=output, storage_url=url, console=console)
+    measure(study, seeds=seeds, output=output, storage_url=url.url, console=console)
 
 
 launch_app = typer.Typer(help="Start workers for a study: local processes, a Slurm job array, a Kubernetes Job.",
@@ -398,7 +409,7 @@ def prepare(
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: StudyName,
     worker: Annotated[int, typer.Option("--worker", help="Worker index (local) or array task id (Slurm).")] = 0,
 ) -> None:
     """Print a worker's log (local and Slurm launches from this directory)."""
@@ -408,7 +419,7 @@ def logs(
 
 
 @app.command()
-def stop(name: Annotated[str, typer.Argument(help="Study name.")]) -> None:
+def stop(name: StudyName) -> None:
     """Stop the study's launched workers: local processes get SIGTERM, a Slurm array is cancelled, a Kubernetes
     Job is deleted. Running trials end `preempted` and are retried when workers start again."""
     from hpo.launch.control import stop_launches

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo.errors import HpoError
+from hpo.files import write_output
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -137,12 +138,13 @@ def evaluate_saved(saved: SavedClassifier) -> dict[str, Any]:
     spec = parse_spec(raw, source=source, base_dir=Path.cwd())
     test = load_test(spec.target, tuple(saved.label_names))
     if not len(test):
-        raise HpoError(f"{spec.target.label} (test): no documents to evaluate on")
+        raise HpoError(f"test split {spec.target.test_label}: no documents to evaluate on")
     predictions = predict_proba(saved, list(test.texts)).argmax(-1).numpy()
     metrics = compute_metrics(test.labels, predictions, saved.label_names)
-    metrics |= {"n": len(test), "dataset": spec.target.label}
-    _write_atomic(saved.directory / METRICS_FILE, json.dumps(metrics, indent=2))
-    _write_atomic(saved.directory / CONFUSION_FILE, confusion_html(metrics, title=f"{spec.target.label} (test)"))
+    metrics |= {"n": len(test), "dataset": spec.target.test_label}
+    write_output(saved.directory / METRICS_FILE, json.dumps(metrics, indent=2))
+    page = confusion_html(metrics, title=f"test split {spec.target.test_label}")
+    write_output(saved.directory / CONFUSION_FILE, page)
     return metrics
 
 
@@ -170,12 +172,6 @@ def confusion_html(metrics: dict[str, Any], *, title: str) -> str:
     )
     return figure.to_html(full_html=True, include_plotlyjs=True, config={"displaylogo": False},
                           div_id="confusion-matrix")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")  # a reader never sees half a file
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def format_metrics(metrics: dict[str, Any]) -> tuple[Table, Table]:

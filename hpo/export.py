@@ -150,11 +150,12 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: str
         chosen = best_trials(study)[0] if trial is None else _trial(study, trial)
         document = training_args(study, chosen) if output_format == "training-args" else exported_study(study, chosen)
         what = f"trial {chosen.number} (val F1 {chosen.value:.4f})"
-    output.parent.mkdir(parents=True, exist_ok=True)
+    from hpo.files import write_output
+
     if output_format == "training-args" and top is None:
-        output.write_text(json.dumps(document, indent=2) + "\n")
+        write_output(output, json.dumps(document, indent=2) + "\n")
     else:
-        output.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        write_output(output, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     return f"exported {what} of study {name!r} to {output}"
 
 

@@ -104,8 +104,12 @@ def _read_texts(path: Path, text_column: str) -> list[str]:
     if path.stat().st_size == 0:
         raise HpoError(f"{path}: no texts (the file is empty)")
     if kind == "txt":
-        with path.open(encoding="utf-8") as handle:
-            return _read_lines(handle, str(path))
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return _read_lines(handle, str(path))
+        except UnicodeDecodeError as exc:
+            raise HpoError(f"{path}: not UTF-8 text (byte {exc.start}); a .txt input is one text per line, "
+                           "in UTF-8") from None
     frame = read_table(path)
     if not len(frame):
         raise HpoError(f"{path}: no texts (no rows)")
@@ -140,15 +144,18 @@ def _writer_kind(path: Path) -> str:
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    from hpo.files import write_output
+
     kind = _writer_kind(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # a reader never sees half a file
-    if kind in ("csv", "tsv"):
-        frame.to_csv(partial, sep="\t" if kind == "tsv" else ",", index=False)
-    elif kind == "json":
-        frame.to_json(partial, orient="records", force_ascii=False, indent=2)
-    elif kind == "jsonl":
-        frame.to_json(partial, orient="records", lines=True, force_ascii=False)
-    else:
-        frame.to_parquet(partial, index=False)
-    partial.replace(path)
+
+    def write(partial: Path) -> None:
+        if kind in ("csv", "tsv"):
+            frame.to_csv(partial, sep="\t" if kind == "tsv" else ",", index=False)
+        elif kind == "json":
+            frame.to_json(partial, orient="records", force_ascii=False, indent=2)
+        elif kind == "jsonl":
+            frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_parquet(partial, index=False)
+
+    write_output(path, write)

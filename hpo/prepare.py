@@ -25,7 +25,7 @@ def prepare(study_file: Path, cache: Path | None = None) -> list[str]:
     done = [f"cache: {cache_dir()}"]
     check_model(spec, str(study_file))
     done.append(f"model: {spec.model.id} -> {resolve_model_path(spec.model.id, download=True)}")
-    data = load_data(spec)
+    data = load_data(spec, str(study_file))
     done.append(f"data: source {spec.source.label} ({len(data.source)} docs), target {spec.target.label} "
                 f"({len(data.target_train)} train + {len(data.target_val)} validation)")
     bench = Workbench(load_encoder(spec.model), data)

@@ -85,12 +85,9 @@ def write_report(study: optuna.Study, path: Path) -> list[str]:
             _compute(study, trials),
             _states(trials),
         ]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page = _page(study, trials, sections)
-    partial = path.with_name(path.name + ".partial")  # a reader never sees half a report
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(path)
+    from hpo.files import write_output
+
+    write_output(Path(path), _page(study, trials, sections))
     return [section.id for section in sections]
 
 
@@ -308,26 +305,35 @@ def _transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Se
 
     title = "Transfer: best val F1 against λ (source_weight)"
     fixed = _fixed(study, "source_weight")
-    points = []
-    for trial in _complete(trials):
+    complete = {t.number for t in _complete(trials)}
+    points = []  # (trial, λ, target only?, its best val F1); pruned trials count with what they reached
+    for trial in trials:
         weight = trial.params.get("source_weight", fixed)
-        if weight is None:
+        value = trial.value if trial.number in complete else \
+            _best_reported(trial) if trial.state.name == "PRUNED" else None
+        if weight is None or value is None:
             continue
-        points.append((trial, float(weight), _target_only(trial) or float(weight) == 1.0))
+        points.append((trial, float(weight), _target_only(trial) or float(weight) == 1.0, value))
     if not points:
-        reason = "no complete trial with a known λ yet"
+        reason = "no complete or pruned trial with a known λ yet"
         return Section("fig-transfer", title, _placeholder(reason), reason)
-    transfer = [(t, w) for t, w, only in points if not only]
-    alone = [(t, w) for t, w, only in points if only]
     figure = go.Figure()
-    for name, group, color, symbol in (("transfer (λ < 1)", transfer, COLORS["COMPLETE"], "circle"),
-                                       ("target only (λ = 1)", alone, COLORS["target_only"], "diamond")):
-        figure.add_trace(go.Scatter(
-            x=[w for _, w in group], y=[t.value for t, _ in group], mode="markers", name=name,
-            marker={"color": color, "size": 11, "symbol": symbol, "line": {"width": 1, "color": "white"}},
-            text=[f"trial {t.number}" for t, _ in group],
-            hovertemplate="%{text}<br>λ %{x:.3f}<br>" + METRIC_LABEL + " %{y:.4f}<extra>" + name + "</extra>",
-        ))
+    groups = (("transfer (λ < 1)", False, COLORS["COMPLETE"], "circle"),
+              ("target only (λ = 1)", True, COLORS["target_only"], "diamond"))
+    for name, only, color, symbol in groups:
+        for state, suffix, fill in (("COMPLETE", "", symbol), ("PRUNED", ", pruned", f"{symbol}-open")):
+            group = [(t, w, v) for t, w, o, v in points if o == only and t.state.name == state]
+            if not group:
+                continue
+            figure.add_trace(go.Scatter(
+                x=[w for _, w, _ in group], y=[v for _, _, v in group], mode="markers", name=name + suffix,
+                marker={"color": color, "size": 11, "symbol": fill, "line": {"width": 1.5, "color": color}},
+                text=[f"trial {t.number}" for t, _, _ in group],
+                hovertemplate="%{text}<br>λ %{x:.3f}<br>" + METRIC_LABEL + " %{y:.4f}<extra>" + name + suffix +
+                              "</extra>",
+            ))
+    transfer = [(t, w) for t, w, only, _ in points if not only and t.state.name == "COMPLETE"]
+    alone = [(t, w) for t, w, only, _ in points if only and t.state.name == "COMPLETE"]
     pick = min if study.direction.name == "MINIMIZE" else max
     best_transfer = pick(transfer, key=lambda p: p[0].value, default=None)
     best_alone = pick(alone, key=lambda p: p[0].value, default=None)
@@ -344,7 +350,13 @@ def _transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Se
     figure.update_layout(height=480, xaxis_title="λ = source_weight (weight of the target "
                          "loss; 1 − λ weighs the source)", yaxis_title=f"best {METRIC_LABEL} of the trial",
                          xaxis_range=[-0.02, 1.05])
-    return Section("fig-transfer", title, figure, _transfer_note(best_transfer, best_alone))
+    note = _transfer_note(best_transfer, best_alone) + " Open markers: pruned trials, at the best val F1 they reached."
+    return Section("fig-transfer", title, figure, note)
+
+
+def _best_reported(trial: optuna.trial.FrozenTrial) -> float | None:
+    values = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
+    return max(values) if values else None
 
 
 def _transfer_note(best_transfer, best_alone) -> str:

@@ -26,9 +26,10 @@ def retrain(
     import numpy as np
 
     from hpo.evaluate import evaluate_saved
+    from hpo.files import output_dir, write_output
     from hpo.resources import Workbench
     from hpo.runner import check_model, load_data
-    from hpo.train.data import Corpus
+    from hpo.train.data import Corpus, load_test
     from hpo.train.model import load_encoder
     from hpo.train.saved import load_classifier, save_classifier
 
@@ -38,7 +39,12 @@ def retrain(
                        f"{', '.join(spec.searched())}; export a trial first (hpo export STUDY -o best.yaml)")
     check_model(spec, str(study_file))
     config = spec.base_config().model_copy(update={"time_limit_s": None})  # a search's guard, not a retrain's
-    bench = Workbench(load_encoder(spec.model), load_data(spec))
+    data = load_data(spec, str(study_file))
+    # What the evaluation after training needs is checked before training: the test split and its labels, and
+    # somewhere to save the model.
+    load_test(spec.target, data.target_train.label_names)
+    output_dir(out)
+    bench = Workbench(load_encoder(spec.model), data)
     corpus = bench.data.target_train
     if train_on == "train+validation":
         val = bench.data.target_val
@@ -76,5 +82,5 @@ def retrain(
         "config": config.model_dump(mode="json"),
         "exported_from": spec.exported_from,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_output(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -27,8 +27,9 @@ from rich.console import Console
 
 from hpo.errors import HpoError, SpecError
 from hpo.retry import Preempted
+from hpo.settings import resolve_storage
 from hpo.spec import Range, StudySpec, load_spec
-from hpo.storage import count_states, display_url, open_storage, resolve_storage, study_storage
+from hpo.storage import count_states, open_storage, study_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -58,21 +59,44 @@ def worker_seed(study_seed: int, n_existing_trials: int) -> int:
 
 
 def check_model(spec: StudySpec, source: str) -> None:
-    """Config errors that need the model's config: a freeze depth beyond its layers."""
-    from hpo.train.model import model_depth
+    """Problems that need the model's config: a model family this project cannot fine-tune, a freeze depth
+    beyond its layers, a max length beyond its position embeddings. Raised before anything is stored or trained."""
+    from hpo.errors import HpoError
+    from hpo.train.model import model_shape
 
-    depth = model_depth(spec.model)
-    entry = spec.search_space.get("freeze_depth", spec.training.freeze_depth)
+    try:
+        shape = model_shape(spec.model)
+    except HpoError as exc:
+        raise SpecError(source, [("model -> id", str(exc))]) from None
+    problems = []
+    highest, where = _highest(spec, "freeze_depth")
+    if highest > shape.depth:
+        problems.append((where, f"{highest} exceeds the {shape.depth} layers of {spec.model.id} (0 .. {shape.depth})"))
+    longest, where = _highest(spec, "max_length")
+    if shape.max_length is not None and longest > shape.max_length:
+        problems.append((where, f"{longest} exceeds the {shape.max_length} positions of {spec.model.id} "
+                                f"({shape.family}); at most {shape.max_length}"))
+    if problems:
+        raise SpecError(source, problems)
+
+
+def _highest(spec: StudySpec, name: str) -> tuple[int, str]:
+    """The highest value a training field can take in the study, and the field path that sets it."""
+    entry = spec.search_space.get(name, getattr(spec.training, name))
     highest = entry.high if isinstance(entry, Range) else max(getattr(entry, "choices", [entry]))
-    if highest > depth:
-        where = "search_space -> freeze_depth" if "freeze_depth" in spec.search_space else "training -> freeze_depth"
-        raise SpecError(source, [(where, f"{highest} exceeds the {depth} layers of {spec.model.id} (0 .. {depth})")])
+    return int(highest), (f"search_space -> {name}" if name in spec.search_space else f"training -> {name}")
 
 
-def load_data(spec: StudySpec):
+def load_data(spec: StudySpec, source: str | None = None):
+    """The study's source, target-train and validation data; a DataError names the study file (`source`)."""
+    from hpo.errors import DataError
     from hpo.train.data import load_task_data
 
-    return load_task_data(spec.source, spec.target, validation_size=spec.validation_size, seed=spec.training.seed)
+    try:
+        return load_task_data(spec.source, spec.target, validation_size=spec.validation_size,
+                              seed=spec.training.seed)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}" if source else str(exc)) from None
 
 
 def run(
@@ -100,13 +124,13 @@ def run(
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     spec_text = spec_path.read_text()
-    url = resolve_storage(storage, spec.storage)
-    shown = display_url(url)
+    target = resolve_storage(storage, spec.storage)
+    shown = target.display
 
     with console.status("checking the model and loading data…"):
         check_model(spec, str(spec_path))
-        data = load_data(spec)
-    storage_backend = open_storage(url, max_retries=spec.max_retries)
+        data = load_data(spec, str(spec_path))
+    storage_backend = open_storage(target, max_retries=spec.max_retries)
     study = optuna.create_study(
         study_name=spec.name, storage=study_storage(storage_backend), direction=spec.direction, load_if_exists=True,
         pruner=make_pruner(spec.pruner, spec.max_evaluations()),
@@ -134,7 +158,7 @@ def run(
 
     trials = study.get_trials(deepcopy=False)
     seed = worker_seed(spec.training.seed, len(trials))
-    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec))
+    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec), study)
     with console.status("loading the model…"):
         from hpo.objective import Objective, TrialFailed
         from hpo.resources import Workbench

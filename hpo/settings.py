@@ -1,24 +1,137 @@
-"""What comes from the environment: the storage URL and the cache directory.
+"""What comes from the environment, read once: every `HPO_*` variable, and the storage URL parsed once.
 
-Secrets (a database password) belong here, never in a study file.
+Secrets (a database password) belong here, never in a study file. A storage URL is parsed into a `StorageURL`
+whose `display` form masks every secret a database URL can carry (the userinfo password and any password-like
+query parameter, e.g. `?password=`, `?sslpassword=`); whatever prints or writes a URL uses that form.
 """
 
 from __future__ import annotations
 
-import os
+import re
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEFAULT_STORAGE", "cache_dir", "env_storage"]
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hpo.errors import HpoError, StorageError
+
+__all__ = ["DEFAULT_STORAGE", "Settings", "StorageURL", "cache_dir", "configure", "is_secret_key", "mask_url",
+           "resolve_storage", "settings"]
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"
+MASK = "***"
+# Query parameters whose value is a credential: password, passwd, pass, pwd, sslpassword, secret, token, api keys.
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|api_?key", re.IGNORECASE)
+
+
+class Settings(BaseSettings):
+    """The `HPO_*` environment variables (documented in the README)."""
+
+    model_config = SettingsConfigDict(env_prefix="HPO_", frozen=True, extra="ignore")
+
+    storage: str | None = Field(None, description="Storage URL; overrides a study file's storage.")
+    cache: Path | None = Field(None, description="Shared cache: corpora, model files, tokenised data.")
+    heartbeat_s: int = Field(30, ge=1, description="Seconds between a running trial's heartbeats.")
+    grace_s: int = Field(120, ge=1, description="A trial without a heartbeat for this long is lost.")
+    storage_retry_s: float = Field(300.0, ge=0, description="How long storage calls retry through outages.")
+
+
+_overrides: dict[str, Any] = {}
+
+
+@cache
+def settings() -> Settings:
+    """This process's settings: the environment, read the first time they are needed."""
+    try:
+        return Settings(**_overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"HPO_{str(e['loc'][0]).upper()}: {e['msg']} (got {e.get('input')!r})"
+                             for e in exc.errors())
+        raise HpoError(f"environment: {problems}") from None
+
+
+def configure(**overrides: Any) -> None:
+    """Override settings for the rest of this process (e.g. `hpo prepare --cache DIR`)."""
+    _overrides.update(overrides)
+    settings.cache_clear()
 
 
 def cache_dir() -> Path:
-    """`HPO_CACHE`, else `~/.cache/transfer-hpo`: corpora, tokenised datasets."""
-    configured = os.environ.get("HPO_CACHE")
-    base = Path(configured) if configured else Path.home() / ".cache" / "transfer-hpo"
-    return base.expanduser()
+    """`HPO_CACHE`, else `~/.cache/transfer-hpo`: corpora, model files, tokenised datasets."""
+    configured = settings().cache
+    return (Path(configured) if configured else Path.home() / ".cache" / "transfer-hpo").expanduser()
 
 
-def env_storage() -> str | None:
-    return os.environ.get("HPO_STORAGE") or None
+def is_secret_key(key: str) -> bool:
+    """A URL query parameter that carries a credential."""
+    return bool(_SECRET_KEY.search(key))
+
+
+@dataclass(frozen=True)
+class StorageURL:
+    """A storage URL, parsed once. `url` (secrets included) is for connecting only; show `display`."""
+
+    url: str
+    backend: str
+    host: str | None
+    database: str | None
+    display: str
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, url: str) -> StorageURL:
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+            backend = parsed.get_backend_name()
+        except Exception:
+            raise StorageError(
+                "the storage URL is not a database URL; write it as sqlite:///hpo.db or "
+                "postgresql+psycopg2://user:password@host:5432/dbname"
+            ) from None
+        secrets = [parsed.password] if parsed.password else []
+        query = dict(parsed.query)
+        for key, value in query.items():
+            if is_secret_key(key):
+                secrets += [value] if isinstance(value, str) else list(value)
+                query[key] = MASK
+        masked = parsed.set(password=MASK if parsed.password else None, query=query)
+        display = masked.render_as_string(hide_password=False).replace("%2A%2A%2A", MASK)  # unquoted mask
+        return cls(url, backend, parsed.host, parsed.database, display, tuple(s for s in secrets if s))
+
+    @property
+    def in_memory(self) -> bool:
+        return self.backend == "sqlite" and self.database in (None, "", ":memory:")
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite URL, else None."""
+        return Path(self.database) if self.backend == "sqlite" and not self.in_memory else None
+
+    @property
+    def local_only(self) -> bool:
+        """A server on this machine (or a file): other machines cannot reach it."""
+        return self.host in (None, "", "localhost", "127.0.0.1", "::1")
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of this URL replaced by the mask (for driver error messages)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+def mask_url(url: str) -> str:
+    """The display form of a storage URL: every secret masked; an unparseable URL is not shown at all."""
+    try:
+        return StorageURL.parse(url).display
+    except StorageError:
+        return "<unparseable storage URL>"
+
+
+def resolve_storage(cli: str | None, study_file: str | None) -> StorageURL:
+    """--storage, then HPO_STORAGE, then the study file's storage, then one SQLite file in the working dir."""
+    return StorageURL.parse(cli or settings().storage or study_file or DEFAULT_STORAGE)

@@ -2,9 +2,11 @@
 
 Target-only trials. A study compares transfer against training on the target alone, so λ = 1 must be tried
 on purpose, not left to chance. `source_weight: {low, high: 1.0, target_only_share: s}` makes the sampler
-(hpo/algorithms.py) fix λ to 1 for a trial whenever target-only trials fall below the share s of the study's
-other non-failed trials; it samples every other field as usual. The value 1.0 lies inside the declared
-range, so the sampler models these trials like any other.
+(hpo/algorithms.py) fix λ to 1 for a trial whenever target-only trials would otherwise fall below the share s:
+trial n is target only when fewer than floor(s·(n' + 1)) of the n' non-failed trials before it are (counted
+over the whole study, by the storage). With s = 0.25 and no failures, trials 3, 7, 11, … are target only.
+Every other field is sampled as usual; the value 1.0 lies inside the declared range, so the sampler models these
+trials like any other. Every trial that runs at λ = 1 carries the user attribute `target_only = True`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> TrainConfig:
                                              log=entry.log)
         else:
             values[name] = trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
-    return spec.base_config().model_copy(update=values)
+    config = spec.base_config().model_copy(update=values)
+    if config.source_weight == 1.0:  # recorded, so that counts and reports need not infer it from λ
+        trial.set_user_attr("target_only", True)
+    return config
 
 
 def is_target_only(trial: optuna.trial.FrozenTrial) -> bool:
@@ -43,10 +48,7 @@ def target_only_share(spec: StudySpec) -> float | None:
     return entry.target_only_share if isinstance(entry, Range) and entry.target_only_share else None
 
 
-def wants_target_only(share: float, trials: list[optuna.trial.FrozenTrial]) -> bool:
-    """True when the next trial should be target only, to keep them at `share` of the study's `trials`."""
-    from optuna.trial import TrialState
-
-    counted = [t for t in trials if t.state != TrialState.FAIL]
-    have = sum(is_target_only(t) for t in counted)
-    return have < math.floor(share * (len(counted) + 1))
+def wants_target_only(share: float, counted: int, target_only: int) -> bool:
+    """True when the next trial should be target only, to keep them at `share` of the study's trials: `counted`
+    trials before it (every one but the failed), `target_only` of them target only."""
+    return target_only < math.floor(share * (counted + 1))

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from hpo.errors import SpecError
-from hpo.train.config import NOT_SEARCHABLE, TrainConfig
+from hpo.train.config import NOT_SEARCHABLE, TrainConfig, reject_bool
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -45,12 +45,33 @@ __all__ = [
 
 BUILTIN_DATASETS = ("20newsgroups", "reuters-r8", "reuters-r52")
 BUNDLED_MODELS = ("all-MiniLM-L6-v2",)
+# A study name becomes a file name (.hpo/launches/NAME.json), a database key and a label: letters, digits, . _ -,
+# starting with a letter or digit (so never a path), and short enough for every database and file system.
+MAX_NAME_LENGTH = 128
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RULE = f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_NAME_LENGTH} characters"
 SEARCHABLE = tuple(name for name in TrainConfig.model_fields if name not in NOT_SEARCHABLE)
+MAX_FILE_BYTES = 1 << 20  # a study file is a page of YAML; this bounds what validation reads
+MAX_YAML_NODES = 100_000  # values after expanding aliases: a few hundred in any real study file
+
+
+def check_study_name(name: str) -> str:
+    """`name` if it is a valid study name, else HpoError saying what a name may hold."""
+    from hpo.errors import HpoError
+
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+        shown = name if len(str(name)) <= 60 else f"{str(name)[:57]}..."
+        raise HpoError(f"{shown!r} is not a study name: {NAME_RULE}")
+    return name
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
+        return reject_bool(value, cls.model_fields[info.field_name].annotation)
 
 
 class ModelSpec(_Strict):
@@ -106,6 +127,13 @@ class DatasetSpec(_Strict):
     @property
     def label(self) -> str:
         return self.builtin or self.hub or str(self.path)
+
+    @property
+    def test_label(self) -> str:
+        """What the test split is called in messages and outputs: its own file, not the training file."""
+        if self.path is not None:
+            return str(self.test_path) if self.test_path is not None else f"{self.path} (no test_path)"
+        return f"{self.label} (test split)"
 
 
 class Range(_Strict):
@@ -167,7 +195,7 @@ class PrunerSpec(_Strict):
 
 
 class StudySpec(_Strict):
-    name: str = Field(min_length=1, pattern=_NAME.pattern)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=_NAME.pattern)
     model: ModelSpec = ModelSpec(id="bundled:all-MiniLM-L6-v2")
     source: DatasetSpec
     target: DatasetSpec
@@ -178,13 +206,13 @@ class StudySpec(_Strict):
     search_space: dict[str, SearchEntry] = Field(default_factory=dict)
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
-    n_trials: Annotated[int, Field(ge=1)] | None = Field(
+    n_trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         None, description="The study's total budget: COMPLETE + PRUNED trials over every run and process."
     )
     timeout: Annotated[float, Field(gt=0)] | None = Field(
         None, description="Seconds from the study's creation after which no trial starts."
     )
-    max_retries: Annotated[int, Field(ge=0)] = Field(
+    max_retries: Annotated[int, Field(ge=0, le=100)] = Field(
         3, description="Retries of a trial whose worker died or was preempted; then its params are poisonous."
     )
     direction: Literal["maximize"] = "maximize"
@@ -198,16 +226,16 @@ class StudySpec(_Strict):
     def _no_password(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from sqlalchemy.engine import make_url
+        from hpo.errors import StorageError
+        from hpo.settings import StorageURL
 
         try:
-            url = make_url(value)
-        except Exception:
+            url = StorageURL.parse(value)
+        except StorageError:
             raise ValueError("not a database URL (e.g. sqlite:///hpo.db, postgresql+psycopg2://user@host/db)") from None
-        if url.password or any(key.lower() in ("password", "pass", "passwd") for key in url.query):
-            raise ValueError(
-                "must not hold a password; put the URL in HPO_STORAGE or pass --storage instead"
-            )
+        if url.secrets:
+            raise ValueError("must not hold a password or other secret (user:password@, ?password=, "
+                             "?sslpassword=, ...); put the URL in HPO_STORAGE or pass --storage instead")
         return value
 
     @model_validator(mode="after")
@@ -246,33 +274,96 @@ class StudySpec(_Strict):
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study file; raises SpecError naming the file and every bad field."""
     path = Path(path)
+    raw = read_yaml(path)
+    if "name" not in raw:
+        raw["name"] = path.stem
+        if len(path.stem) > MAX_NAME_LENGTH or not _NAME.fullmatch(path.stem):
+            raise SpecError(str(path), [("name", f"defaults to the file name {path.stem[:60]!r}, which is not a "
+                                                 f"valid study name ({NAME_RULE}); set name:")])
+    return parse_spec(raw, source=str(path), base_dir=path.parent)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A study file as a mapping: at most MAX_FILE_BYTES of UTF-8 YAML, no key twice in a mapping, at most
+    MAX_YAML_NODES values once aliases are expanded (a few lines of anchors can otherwise expand to billions)."""
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(str(path), [("", f"the file is {size:,} bytes; a study file is at most "
+                                              f"{MAX_FILE_BYTES:,}")])
+        data = path.read_bytes()
     except OSError as exc:
         raise SpecError(str(path), [("", f"cannot read the study file: {exc.strerror}")]) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpecError(str(path), [("", "the file is UTF-16 text; save it as UTF-8")])
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), [("", f"not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); "
+                                          "save it as UTF-8")]) from None
+    try:
+        raw = _StrictLoader.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(str(path), [("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")]) from None
+        raise SpecError(str(path), [("", f"not valid YAML: {where}{getattr(exc, 'problem', None) or exc}")]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(str(path), [("", "a study file is a YAML mapping of fields")])
-    if "name" not in raw:
-        raw["name"] = path.stem
-        if not _NAME.fullmatch(path.stem):
-            raise SpecError(str(path), [("name", f"defaults to the file name {path.stem!r}, which is not a valid "
-                                                 "study name (letters, digits, . _ -); set name:")])
-    return parse_spec(raw, source=str(path), base_dir=path.parent)
+    return raw
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML silently keeps the last) and a
+    document that expands to more than MAX_YAML_NODES values. Written by hand: PyYAML has neither check."""
+
+    @classmethod
+    def load(cls, text: str) -> Any:
+        loader = cls(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _expanded_size(node, {})
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen and key != "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {seen[key]})", key_node.start_mark)
+            seen.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int | None]) -> int:
+    """Values in `node` with every alias expanded; raises once past MAX_YAML_NODES or on a recursive alias."""
+    known = sizes.get(id(node), 0)
+    if known is None:
+        raise yaml.composer.ComposerError(None, None, "an alias refers to itself", node.start_mark)
+    if known:
+        return known
+    sizes[id(node)] = None
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else []
+    size = 1 + sum(_expanded_size(child, sizes) for child in children)
+    if size > MAX_YAML_NODES:
+        raise yaml.composer.ComposerError(None, None, f"the document expands to more than {MAX_YAML_NODES:,} "
+                                          "values (aliases repeat what they refer to)", node.start_mark)
+    sizes[id(node)] = size
+    return size
 
 
 def parse_spec(raw: dict[str, Any], *, source: str, base_dir: Path | None = None) -> StudySpec:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()]
+        problems = list(dict.fromkeys(_describe(err) for err in exc.errors()))  # a union reports each member
         # Report the search space's own problems in the same pass, so one edit fixes everything.
         if not any(path.startswith("search_space") for path, _ in problems):
             problems += _search_space_problems_alone(raw)
@@ -383,10 +474,13 @@ def _check_range(name: str, entry: Range, field_check: TypeAdapter) -> tuple[Ran
 
 def _field_adapter(name: str) -> TypeAdapter:
     field = TrainConfig.model_fields[name]
-    return TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
+    annotation = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    return TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False))
 
 
 def _validated(adapter: TypeAdapter, value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, bool) and adapter.core_schema.get("type") != "bool":  # YAML true/false: not numbers
+        return value, f"expected a number or text, got a boolean ({str(value).lower()})"
     try:
         return adapter.validate_python(value), None
     except ValidationError as exc:
@@ -412,11 +506,12 @@ def _resolve_paths(spec: StudySpec, base_dir: Path) -> StudySpec:
 
 
 _SECRET_FIELDS = {("storage",)}
+_UNION_MEMBERS = {"int", "float", "str", "bool", "constrained-int", "constrained-float"}
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
     loc = tuple(str(part) for part in err["loc"] if part not in ("range", "choices", "fixed"))
-    loc = tuple(p for p in loc if not p.startswith(("function-", "tagged-union")))
+    loc = tuple(p for p in loc if not p.startswith(("function-", "tagged-union")) and p not in _UNION_MEMBERS)
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1]) if loc[0] != "search_space" else (Choice if "choices" in err["loc"] else Range)

@@ -26,34 +26,22 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StorageError
-from hpo.settings import DEFAULT_STORAGE, env_storage
+from hpo.settings import StorageURL, mask_url, resolve_storage, settings
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = ["count_states", "display_url", "is_transient", "load_study", "open_storage", "rdb_engine",
-           "resolve_storage", "study_storage"]
+           "resolve_storage", "storage_exists", "study_storage", "target_only_tally"]
 
 log = logging.getLogger("hpo")
 
-# Heartbeats let a later run (or another worker) fail a trial whose process died instead of leaving it
-# RUNNING forever; Optuna runs them inside study.optimize, which is why every trial goes through it.
-HEARTBEAT_INTERVAL_S = int(os.environ.get("HPO_HEARTBEAT_S", "30"))
-GRACE_PERIOD_S = int(os.environ.get("HPO_GRACE_S", "120"))
+display_url = mask_url  # every URL shown or written goes through the one masking function
 
 
-def resolve_storage(cli: str | None, study_file: str | None) -> str:
-    """--storage, then HPO_STORAGE, then the study file's storage, then one SQLite file in the working dir."""
-    return cli or env_storage() or study_file or DEFAULT_STORAGE
-
-
-def display_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable storage URL>"
+def storage_exists(target: StorageURL) -> bool:
+    """False only for a SQLite file that does not exist: read-only commands must not create it."""
+    return target.sqlite_file is None or target.sqlite_file.exists()
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
@@ -68,18 +56,14 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
-def open_storage(url: str, *, max_retries: int | None = None) -> optuna.storages.RDBStorage:
+def open_storage(target: StorageURL | str, *, max_retries: int | None = None) -> optuna.storages.RDBStorage:
     """The study's RDB storage with heartbeats, pooled as documented above; a clear one-line error if the URL
-    is malformed, the server unreachable or the credentials wrong. The password never appears."""
-    from sqlalchemy.engine import make_url
+    is malformed, the server unreachable or the credentials wrong. No secret of the URL ever appears.
 
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise StorageError(
-            "the storage URL is not a database URL; write it as sqlite:///hpo.db or "
-            "postgresql+psycopg2://user:password@host:5432/dbname"
-        ) from None
+    Heartbeats let a later run (or another worker) fail a trial whose process died instead of leaving it
+    RUNNING forever; Optuna runs them inside study.optimize, which is why every trial goes through it."""
+    target = StorageURL.parse(target) if isinstance(target, str) else target
+    url = target.url
     import warnings
 
     import optuna
@@ -90,8 +74,8 @@ def open_storage(url: str, *, max_retries: int | None = None) -> optuna.storages
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
             return _storage_class()(
-                url, engine_kwargs=engine_kwargs(url), heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
+                url, engine_kwargs=engine_kwargs(url), heartbeat_interval=settings().heartbeat_s,
+                grace_period=settings().grace_s,
             )
 
     storage = None
@@ -109,7 +93,7 @@ def open_storage(url: str, *, max_retries: int | None = None) -> optuna.storages
                     storage = construct()
             storage = storage or construct()
     except Exception as exc:
-        raise StorageError(f"cannot open storage {display_url(url)}: {_reason(exc, parsed.password)}") from None
+        raise StorageError(f"cannot open storage {target.display}: {target.scrub(_reason(exc))}") from None
     if max_retries is not None:
         storage.max_retries = max_retries
     return storage
@@ -138,7 +122,7 @@ def _schema_ready(url: str) -> bool:
         return False
 
 
-def _reason(exc: BaseException, password: str | None) -> str:
+def _reason(exc: BaseException) -> str:
     root: BaseException = exc
     while root.__cause__ is not None or getattr(root, "orig", None) is not None:
         root = getattr(root, "orig", None) or root.__cause__
@@ -149,7 +133,7 @@ def _reason(exc: BaseException, password: str | None) -> str:
     reason = reason.removeprefix("FATAL:").strip()
     if isinstance(root, ModuleNotFoundError):
         reason = f"the database driver is not installed ({root.name})"
-    return reason.replace(password, "***") if password else reason
+    return reason
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -174,7 +158,7 @@ def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + float(os.environ.get("HPO_STORAGE_RETRY_S", "300"))
+        deadline = time.monotonic() + settings().storage_retry_s
         delay = 0.5
         while True:
             try:
@@ -227,14 +211,26 @@ def study_storage(backend: optuna.storages.RDBStorage) -> optuna.storages.BaseSt
     Optuna answers it by first reloading every unfinished trial of the study with all its values, so with
     64 workers each trial start reloaded the other 63 running trials (a third of a trial's storage time,
     measured with 63 running); here it is one query for the WAITING trials alone, usually none."""
-    from optuna.storages._cached_storage import _CachedStorage
+    from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
     from optuna.trial import TrialState
 
     class WaitingQueryCache(_CachedStorage):
         def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list:
             if states is not None and set(states) == {TrialState.WAITING}:
-                return self._backend.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+                waiting = self._backend.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+                self._remember(study_id, waiting)
+                return waiting
             return super().get_all_trials(study_id, deepcopy, states)
+
+        def _remember(self, study_id: int, trials: list) -> None:
+            # The cache must know every trial this process may start: `study.ask()` pops one of these into
+            # RUNNING and then writes its parameters through the cache, which looks the trial up by id. A
+            # queued trial older than the newest finished one is never read by the cache's own incremental
+            # reload, so it is added here, as unfinished (re-read until it finishes).
+            with self._lock:
+                study = self._studies.setdefault(study_id, _StudyInfo())
+                self._add_trials_to_cache(study_id, trials)
+                study.unfinished_trial_ids.update(t._trial_id for t in trials)
 
     return WaitingQueryCache(backend)
 
@@ -265,15 +261,52 @@ def _count(engine: Any, study_name: str) -> list[tuple[str, int]]:
         return [(str(state), int(n)) for state, n in connection.execute(query, {"name": study_name})]
 
 
-def load_study(name: str, storage: str | None) -> tuple[optuna.Study, str]:
+def load_study(name: str, storage: str | None) -> tuple[optuna.Study, StorageURL]:
     """The study NAME in the resolved storage (--storage, HPO_STORAGE, sqlite:///hpo.db) and that storage's URL;
     an error listing the studies there when there is no such study."""
     import optuna
 
-    url = resolve_storage(storage, None)
-    backend = open_storage(url)
+    target = resolve_storage(storage, None)
+    if not storage_exists(target):
+        raise StorageError(f"no study named {name!r}: {target.display} does not exist (nothing has run here)")
+    backend = open_storage(target)
     try:
-        return optuna.load_study(study_name=name, storage=backend), url
+        return optuna.load_study(study_name=name, storage=backend), target
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(backend)) or "none"
-        raise StorageError(f"no study named {name!r} in {display_url(url)}; studies: {names}") from None
+        raise StorageError(f"no study named {name!r} in {target.display}; studies: {names}") from None
+
+
+# A trial counts for the target-only share unless it FAILed; it is target only when its λ (source_weight) is 1
+# or it carries the `target_only` attribute (a queued retry of a target-only trial, before its λ is set).
+_TALLY = """
+SELECT count(*), coalesce(sum(CASE WHEN
+    EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id AND p.param_name = 'source_weight'
+            AND p.param_value = 1.0)
+    OR EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'target_only'
+               AND a.value_json = 'true')
+    THEN 1 ELSE 0 END), 0)
+FROM trials t JOIN studies s ON s.study_id = t.study_id
+WHERE s.study_name = :name AND t.state <> 'FAIL' AND t.number <> :number
+"""
+
+
+def target_only_tally(study: optuna.Study, number: int) -> tuple[int, int]:
+    """(trials that count, target-only trials among them) over the whole study, trial `number` left out.
+
+    The sampler decides with it whether trial `number` is target only. It reads the storage, not the study it
+    is handed: under Hyperband Optuna hands samplers a study filtered to the trial's bracket."""
+    engine = rdb_engine(study._storage)
+    if engine is None:  # an in-memory study: count its trials
+        counted = [t for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL" and t.number != number]
+        return len(counted), sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only"))
+                                 for t in counted)
+    from sqlalchemy import text
+
+    def tally(_self: Any) -> tuple[int, int]:
+        with engine.connect() as connection:
+            counted, target_only = connection.execute(text(_TALLY), {"name": study.study_name,
+                                                                     "number": number}).one()
+        return int(counted), int(target_only)
+
+    return _retrying(tally)(None)

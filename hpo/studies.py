@@ -7,7 +7,8 @@ from datetime import datetime
 
 from rich.table import Table
 
-from hpo.storage import display_url, open_storage, resolve_storage
+from hpo.settings import resolve_storage
+from hpo.storage import open_storage, storage_exists
 
 __all__ = ["delete_study", "list_studies"]
 
@@ -15,12 +16,14 @@ __all__ = ["delete_study", "list_studies"]
 def list_studies(storage: str | None) -> Table | str:
     import optuna
 
-    url = resolve_storage(storage, None)
-    backend = open_storage(url)
+    target = resolve_storage(storage, None)
+    if not storage_exists(target):  # a listing must not create the database file
+        return f"no studies in {target.display} (the file does not exist)"
+    backend = open_storage(target)
     summaries = optuna.get_all_study_summaries(backend, include_best_trial=True)
     if not summaries:
-        return f"no studies in {display_url(url)}"
-    table = Table(title=f"studies in {display_url(url)}", title_justify="left")
+        return f"no studies in {target.display}"
+    table = Table(title=f"studies in {target.display}", title_justify="left")
     table.add_column("study", no_wrap=True)
     for column in ("complete", "pruned", "failed", "running", "budget", "best F1"):
         table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
@@ -39,12 +42,14 @@ def list_studies(storage: str | None) -> Table | str:
 def delete_study(storage: str | None, name: str) -> str:
     import optuna
 
-    url = resolve_storage(storage, None)
-    backend = open_storage(url)
+    from hpo.errors import HpoError
+
+    target = resolve_storage(storage, None)
+    if not storage_exists(target):
+        raise HpoError(f"no study named {name!r}: {target.display} does not exist")
+    backend = open_storage(target)
     try:
         optuna.delete_study(study_name=name, storage=backend)
     except KeyError:
-        from hpo.errors import HpoError
-
-        raise HpoError(f"no study named {name!r} in {display_url(url)}") from None
-    return f"deleted study {name!r} from {display_url(url)}"
+        raise HpoError(f"no study named {name!r} in {target.display}") from None
+    return f"deleted study {name!r} from {target.display}"

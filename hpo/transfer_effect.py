@@ -355,7 +355,7 @@ def transfer_effect(
     source = f"study {study.study_name!r}"
     with console.status("checking the model and loading data…"):
         check_model(spec, source)
-        data = load_data(spec)
+        data = load_data(spec, source)
         test = load_test(spec.target, data.target_train.label_names)
     target_only = _target_only_choice(study, spec_text, storage_url, console)
 
@@ -424,7 +424,7 @@ def transfer_effect(
         "study": study.study_name,
         "metric": f"test {base.f1_average} F1",
         "f1_average": base.f1_average,
-        "test": {"dataset": spec.target.label, "documents": len(test), "classes": len(test.label_names)},
+        "test": {"dataset": spec.target.test_label, "documents": len(test), "classes": len(test.label_names)},
         "seeds": seed_list,
         "confidence": CONFIDENCE,
         "ci_method": CI_METHOD,
@@ -494,15 +494,10 @@ def _gain_line(result: dict[str, Any]) -> str:
 
 def write_outputs(result: dict[str, Any], output: Path) -> None:
     """The HTML page (bar chart with error bars, the table, plotly.js inside) and the JSON beside it."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(output, _page(result))
-    _atomic_write(output.with_suffix(".json"), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    from hpo.files import write_output
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    write_output(output, _page(result))
+    write_output(output.with_suffix(".json"), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
 
 def _figure(result: dict[str, Any]) -> Any:

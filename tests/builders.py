@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,108 @@ n_trials: {n_trials}
 {extra}
 """)
     return path
+
+
+FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
+
+
+def start_worker(spec: Path, url: str, cwd: Path, log: Path, *, barrier: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`hpo run SPEC --storage URL` in the background, output to `log`, with fast heartbeats; with `barrier`,
+    the worker stops right after its first reported evaluation until released (tests/barrier.py)."""
+    environment = {**os.environ, **FAST_HEARTBEAT, "COLUMNS": "200", **(env or {})}
+    environment.pop("HPO_STORAGE", None)
+    entry = ["-m", "hpo"]
+    if barrier is not None:
+        barrier.mkdir(parents=True, exist_ok=True)
+        environment["HPO_TEST_BARRIER"] = str(barrier)
+        entry = [str(REPO / "tests" / "barrier.py")]
+    return subprocess.Popen([sys.executable, *entry, "run", str(spec), "--storage", url], cwd=cwd, env=environment,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def reach_barrier(barrier: Path, worker: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
+    """Wait until `worker` stands at its barrier; returns what it wrote (pid, trial number)."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while not (barrier / "reached").exists():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the worker never reached its barrier:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return json.loads((barrier / "reached").read_text())
+
+
+DELETE = object()  # an override that removes the key
+
+
+def study_from(source: Path, path: Path, overrides: dict) -> Path:
+    """A copy of the study file `source` at `path` with `overrides` merged in: nested mappings are merged key by
+    key, any other value replaces the old one, DELETE removes the key. Structured, so no test edits YAML text."""
+    import yaml
+
+    def merge(into: dict, changes: dict) -> dict:
+        for key, value in changes.items():
+            if value is DELETE:
+                into.pop(key, None)
+            elif isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+        return into
+
+    raw = yaml.safe_load(Path(source).read_text())
+    path.write_text(yaml.safe_dump(merge(raw, overrides), sort_keys=False))
+    return path
+
+
+def figure_data(page: str, figure_id: str) -> list[dict]:
+    """The traces of a plotly figure in an HTML page written by plotly's `to_html(div_id=figure_id)`."""
+    import json
+
+    start = page.index(f'"{figure_id}",', page.index("Plotly.newPlot(", page.index(f'id="{figure_id}"')))
+    traces, _ = json.JSONDecoder().raw_decode(page[start + len(figure_id) + 3:].lstrip())
+    return traces
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    """The real `hpo` entry point (`hpo.cli.main`, its error handling included) in this process, in `cwd`: for
+    the many refusals that need no worker process. An exception that escapes it fails the test, as a traceback
+    would show the user."""
+    import contextlib
+    import io
+
+    from hpo.cli import main
+    from hpo.settings import settings
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = os.getcwd(), sys.argv, dict(os.environ)
+    os.environ.pop("HPO_STORAGE", None)
+    os.environ.update(env or {})
+    settings.cache_clear()
+    os.chdir(cwd)
+    sys.argv = ["hpo", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+        settings.cache_clear()
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def hpo_cli(*args: str, cwd: Path, timeout: float = 600):

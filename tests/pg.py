@@ -1,4 +1,5 @@
-"""The machine's real PostgreSQL for tests: a fresh database per test, dropped afterwards.
+"""The machine's real PostgreSQL for tests: a fresh database per test, dropped afterwards; and clusters a test
+owns, for tests that restart or break the server.
 
 Under CI=true an unreachable server fails the test; elsewhere it skips with the reason.
 """
@@ -6,9 +7,14 @@ Under CI=true an unreachable server fails the test; elsewhere it skips with the 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,7 +76,53 @@ def drop_database(name: str) -> None:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def restart_postgres() -> None:
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL cluster a test owns (it may restart or break it), with a database `hpo`."""
+
+    version: str
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/hpo"
+
+    def psql(self, sql: str) -> None:
+        done = _run("psql", "-h", "/var/run/postgresql", "-p", str(self.port), "-U", "postgres", "-c", sql)
+        assert done.returncode == 0, done.stderr
+
+    def restart(self) -> None:
+        done = _run("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, "restart")
+        assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def own_cluster(auth_host: str = "trust") -> Iterator[Cluster]:
+    """A new cluster on a free port (`pg_createcluster`: `initdb` refuses to run as root), dropped afterwards;
+    never the machine's shared one. Under CI=true missing tools fail the test, elsewhere they skip it."""
+    if shutil.which("pg_createcluster") is None:
+        reason = "pg_createcluster (Debian's postgresql-common) is needed for a PostgreSQL cluster of the test's own"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     version = sorted(Path("/etc/postgresql").iterdir())[-1].name
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
-                   capture_output=True, timeout=120)
+    cluster = Cluster(version, f"hpotest-{os.getpid()}-{uuid.uuid4().hex[:6]}", _free_port())
+    made = _run("pg_createcluster", version, cluster.name, "-p", str(cluster.port), "--start", "--",
+                f"--auth-host={auth_host}", "--auth-local=trust")
+    assert made.returncode == 0, made.stderr
+    try:
+        cluster.psql("CREATE DATABASE hpo")
+        yield cluster
+    finally:
+        _run("pg_dropcluster", "--stop", version, cluster.name)

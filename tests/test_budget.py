@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from hpo.algorithms import make_sampler
 from hpo.budget import BudgetSpent
 from hpo.spec import SamplerSpec
-from hpo.storage import open_storage
+from hpo.storage import open_storage, study_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 
@@ -130,8 +130,8 @@ def test_reports_take_one_round_trip_and_keep_optunas_semantics(url):
 
 
 def test_the_target_only_share_is_kept_by_the_sampler(tmp_path):
-    sampler = make_sampler(SamplerSpec(name="random"), seed=0, target_only_share=0.25)
-    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study = optuna.create_study(direction="maximize")
+    study.sampler = make_sampler(SamplerSpec(name="random"), seed=0, target_only_share=0.25, study=study)
     study.enqueue_trial({"source_weight": 0.5})  # a queued trial keeps its own λ
     for _ in range(9):
         trial = study.ask()
@@ -140,3 +140,16 @@ def test_the_target_only_share_is_kept_by_the_sampler(tmp_path):
     assert weights[0] == 0.5
     # floor(0.25 × (n + 1)) target-only trials among the n before: trials 3 and 7 are λ = 1, no others
     assert [i for i, w in enumerate(weights) if w == 1.0] == [3, 7]
+
+
+def test_a_running_worker_runs_a_trial_queued_by_another_process(url):
+    # The worker's study has finished a trial before the other process queues one; Optuna's trial cache never
+    # reads a queued trial older than the newest finished one, and starting it used to fail with a KeyError.
+    study = optuna.create_study(study_name="queued", storage=study_storage(open_storage(url)), direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    optuna.load_study(study_name="queued", storage=url).enqueue_trial({"x": 0.125}, user_attrs={"queued_by": "other"})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    second = optuna.load_study(study_name="queued", storage=url).trials[1]
+    assert second.state == TrialState.COMPLETE
+    assert second.params == {"x": 0.125} and second.user_attrs == {"queued_by": "other"}

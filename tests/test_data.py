@@ -160,9 +160,12 @@ def test_sampling_keeps_the_full_label_set(tmp_path: Path) -> None:
     assert int(corpus.labels.max()) < len(corpus.label_names)  # ... yet the indices still mean the same
 
 
-def test_max_samples_at_or_above_the_size_keeps_everything(tmp_path: Path) -> None:
-    spec = dataset(save(rows(SHARES), tmp_path / "notes.csv"), max_samples=400)
-    assert len(load(spec).source) == 40
+def test_max_samples_equal_to_the_size_keeps_everything_and_above_it_is_refused(tmp_path: Path) -> None:
+    path = save(rows(SHARES), tmp_path / "notes.csv")
+    assert len(load(dataset(path, max_samples=40)).source) == 40
+    refused = r"\[source -> max_samples\] 400 is more than the 40 usable rows of .*notes.csv"
+    with pytest.raises(DataError, match=refused):
+        load(dataset(path, max_samples=400))
 
 
 @pytest.mark.parametrize("n_first", [1, 3, 5, 9, 16])
@@ -218,10 +221,21 @@ def test_validation_comes_out_of_the_sampled_target(tmp_path: Path) -> None:
     assert not set(data.target_train.texts) & set(data.target_val.texts)
 
 
-def test_a_validation_size_that_leaves_no_training_data_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("size", "left"), [(40, 0), (39, 1), (38, 2)])
+def test_a_validation_size_that_leaves_a_class_without_training_data_is_refused(
+    tmp_path: Path, size: int, left: int
+) -> None:
     spec = dataset(save(rows(SHARES), tmp_path / "notes.csv"))
-    with pytest.raises(DataError, match="validation_size 40 leaves 0 training"):
-        load(spec, validation_size=40)
+    with pytest.raises(DataError, match=rf"\[validation_size\] {size} leaves {left} training and {size} validation "
+                                        r"documents of the 40 .* each of its 3 classes needs a training document, "
+                                        r"so at most 37 can validate"):
+        load(spec, validation_size=size)
+
+
+def test_the_largest_validation_size_keeps_one_training_document_per_class(tmp_path: Path) -> None:
+    data = load(dataset(save(rows(SHARES), tmp_path / "notes.csv")), validation_size=37)
+    assert len(data.target_val) == 37
+    assert sorted(data.target_train.labels.tolist()) == [0, 1, 2]
 
 
 # -- fingerprints and the built-in corpora ---------------------------------------------------------------

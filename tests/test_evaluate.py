@@ -242,7 +242,7 @@ def test_evaluate_on_the_r8_test_split(saved, tmp_path):
         assert json.loads((saved["dir"] / "test_metrics.json").read_text()) == metrics
 
     assert metrics["n"] == R8_TEST_SIZE  # the whole split: max_samples subsamples training data only
-    assert metrics["dataset"] == "reuters-r8"
+    assert metrics["dataset"] == "reuters-r8 (test split)"
     for key in ("precision", "recall", "f1"):
         assert set(metrics[key]) == {"macro", "micro", "weighted"}
         assert all(0.0 <= value <= 1.0 for value in metrics[key].values())
@@ -302,7 +302,13 @@ def test_cli_errors_exit_1_without_a_traceback(saved, tmp_path):
         (("evaluate", "nowhere"), "nowhere: no such directory"),
         (("predict", str(saved["dir"]), "texts.csv"), "no column 'text'; columns: body"),
         (("predict", str(saved["dir"]), "empty.csv"), "empty.csv: no texts"),
+        (("predict", str(saved["dir"]), "binary.txt"), "binary.txt: not UTF-8 text (byte 0)"),
+        (("predict", str(saved["dir"]), "texts.csv", "--text-column", "body", "-o", "/sys/out.csv"),
+         "/sys/out.csv: cannot write: Permission denied"),
+        (("predict", str(saved["dir"]), "texts.csv", "--text-column", "body", "-o", "texts.csv/out.csv"),
+         "texts.csv/out.csv: cannot write: texts.csv is a file, not a directory"),
     ]
+    (tmp_path / "binary.txt").write_bytes(bytes(range(128, 256)) * 4)
     for args, message in cases:
         done = hpo_cli(*args, cwd=tmp_path, timeout=120)
         assert done.returncode == 1, (args, done.stdout, done.stderr)

@@ -241,7 +241,10 @@ def test_report_figures_match_the_study(rendered, real_study):
         assert f"best target only: {top.value:.4f} (trial {top.number})" in page
     else:
         assert "no complete target-only trial (λ = 1) yet" in page
-    assert check["fig-transfer"]["traces"] == 2  # transfer, target only
+    # a trace per group that has trials: transfer or target only, complete or pruned (open markers)
+    groups = {(t.params["source_weight"] == 1.0, t.state) for t in trials
+              if t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and t.intermediate_values)}
+    assert check["fig-transfer"]["traces"] == len(groups)
 
     summary = compute_summary(real_study)
     assert summary.epochs_run == pytest.approx(sum(t.user_attrs["epochs_completed"] for t in trials))

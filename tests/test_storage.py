@@ -5,43 +5,23 @@ trusts local connections."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.builders import hpo_cli, write_study
-from tests.pg import require_postgres
+from tests.pg import own_cluster
 
-PORT = 5441
 RIGHT = "Right-pass-4821"
 WRONG = "Wrong-pass-9377"
 
 
-def _pg(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def password_cluster():
-    require_postgres()
-    if shutil.which("pg_createcluster") is None:
-        pytest.fail("pg_createcluster (Debian's postgresql-common) is needed to test password authentication")
-    version = sorted(Path("/etc/postgresql").iterdir())[-1].name
-    _pg("pg_dropcluster", "--stop", version, "hpoauth")  # a leftover from an interrupted run
-    made = _pg("pg_createcluster", version, "hpoauth", "-p", str(PORT), "--",
-               "--auth-host=scram-sha-256", "--auth-local=trust")
-    assert made.returncode == 0, made.stderr
-    try:
-        started = _pg("pg_ctlcluster", "--skip-systemctl-redirect", version, "hpoauth", "start")
-        assert started.returncode == 0, started.stderr
-        for sql in (f"CREATE ROLE hpo LOGIN PASSWORD '{RIGHT}'", "CREATE DATABASE hpo OWNER hpo"):
-            done = _pg("psql", "-h", "/var/run/postgresql", "-p", str(PORT), "-U", "postgres", "-c", sql)
-            assert done.returncode == 0, done.stderr
-        yield f"postgresql+psycopg2://hpo:{{password}}@127.0.0.1:{PORT}/hpo"
-    finally:
-        _pg("pg_dropcluster", "--stop", version, "hpoauth")
+    with own_cluster(auth_host="scram-sha-256") as cluster:
+        cluster.psql(f"CREATE ROLE hpo LOGIN PASSWORD '{RIGHT}'")
+        cluster.psql("ALTER DATABASE hpo OWNER TO hpo")
+        yield f"postgresql+psycopg2://hpo:{{password}}@127.0.0.1:{cluster.port}/hpo"
 
 
 def _assert_clean(done: subprocess.CompletedProcess, *secrets: str) -> str:

@@ -114,7 +114,7 @@ def test_an_unknown_study_lists_the_studies(tmp_path):
     with pytest.raises(HpoError, match=r"no study named 'absent'.*studies: present"):
         load_study("absent", url)
     study, got = load_study("present", url)
-    assert study.study_name == "present" and got == url
+    assert study.study_name == "present" and got.url == url and got.display == url
 
 
 # -- end to end on real tiny studies -------------------------------------------------------------------------

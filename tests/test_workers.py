@@ -1,40 +1,25 @@
 """Several worker processes on one study in the real PostgreSQL: an exact budget, distinct parameters, and
-nothing lost when a worker is killed, preempted, or the database restarts."""
+nothing lost when a worker is killed, preempted, or the database restarts. A worker stops at a barrier mid-trial
+(tests/barrier.py), so every kill lands in a running trial with a stored evaluation."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.builders import hpo_cli, wait_for, write_study
-from tests.pg import restart_postgres
-
-FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
-
-
-def _worker(spec: Path, url: str, cwd: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, **FAST_HEARTBEAT, "COLUMNS": "200"}
-    env.pop("HPO_STORAGE", None)
-    return subprocess.Popen([sys.executable, "-m", "hpo", "run", str(spec), "--storage", url], cwd=cwd, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+from tests.builders import hpo_cli, reach_barrier, start_worker, write_study
 
 
 def _study(url: str, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
-
-
-def _running_with_evaluation(url: str):
-    running = _study(url).get_trials(states=(TrialState.RUNNING,))
-    return next((t for t in running if t.intermediate_values), None)
 
 
 def _finish(workers: list[subprocess.Popen], logs: list[Path], timeout: float = 300) -> list[int]:
@@ -56,7 +41,7 @@ def test_three_workers_share_one_study_with_an_exact_budget(tmp_path, tiny_model
     spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=9, epochs=3, target_samples=240,
                        pruner="none")
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
-    workers = [_worker(spec, pg_url, tmp_path, log) for log in logs]
+    workers = [start_worker(spec, pg_url, tmp_path, log) for log in logs]
     assert _finish(workers, logs) == [0, 0, 0], [log.read_text()[-2000:] for log in logs]
 
     trials = _study(pg_url).get_trials()
@@ -74,73 +59,89 @@ def test_three_workers_share_one_study_with_an_exact_budget(tmp_path, tiny_model
     assert len(set(params)) == len(params)
 
 
-def test_a_killed_worker_loses_nothing(tmp_path, tiny_model_dir, pg_url):
-    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=5, epochs=3, target_samples=240,
-                       pruner="none")
-    logs = [tmp_path / f"w{i}.log" for i in range(2)]
-    workers = [_worker(spec, pg_url, tmp_path, log) for log in logs]
-    victim_trial = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
-    victim = next(w for w in workers if w.pid == victim_trial.user_attrs["pid"])
-    victim.send_signal(signal.SIGKILL)
-    survivor = next(w for w in workers if w is not victim)
-    assert survivor.wait(timeout=300) == 0, logs[workers.index(survivor)].read_text()[-3000:]
+def _victim_and_survivor(tmp_path: Path, spec: Path, url: str):
+    """Two workers on one study: the victim stops mid-trial at its barrier; the survivor runs on meanwhile."""
+    barrier = tmp_path / "barrier"
+    logs = [tmp_path / "victim.log", tmp_path / "survivor.log"]
+    victim = start_worker(spec, url, tmp_path, logs[0], barrier=barrier)
+    survivor = start_worker(spec, url, tmp_path, logs[1])
+    reached = reach_barrier(barrier, victim, logs[0])
+    assert reached["pid"] == victim.pid
+    trial = next(t for t in _study(url).trials if t.number == reached["trial"])
+    assert trial.state == TrialState.RUNNING and trial.intermediate_values, "mid-trial at the barrier"
+    return victim, survivor, trial, logs
 
-    study = _study(pg_url)
-    assert _used(study) == 5
-    killed = study.trials[victim_trial.number]
-    assert killed.state == TrialState.FAIL
-    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
+
+def _retry_ran_on_the_survivor(url: str, victim_trial, survivor: subprocess.Popen, reason: str, before: float):
+    study = _study(url)
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == victim_trial.number]
     assert len(retries) == 1
     retry = retries[0]
-    assert retry.state == TrialState.COMPLETE
-    assert retry.params == killed.params
-    assert retry.user_attrs["retry_reason"] == "worker lost: no heartbeat"
+    assert retry.state == TrialState.COMPLETE and retry.params == victim_trial.params
+    assert retry.user_attrs["retry_reason"] == reason
     assert retry.user_attrs["pid"] == survivor.pid  # its own identity, not the dead worker's
     assert sorted(retry.intermediate_values) == list(range(1, 7)), "clean pruner state: every evaluation anew"
+    # the survivor was already running (and had been through trials) when the victim went: the bug this catches
+    # crashed exactly such a worker on a queued trial it had not created
+    earlier = [t for t in study.trials if t.user_attrs.get("pid") == survivor.pid and t.number != retry.number
+               and t.datetime_start.timestamp() < before]
+    assert earlier, "the survivor ran a trial before the victim's retry was queued"
+    return study
 
 
-def test_sigterm_preempts_the_trial_and_the_retry_completes(tmp_path, tiny_model_dir, pg_url):
-    # a budget of 4, so that a trial is still to come after the (slow) status check
-    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=4, epochs=3, target_samples=240,
+def test_a_killed_worker_loses_nothing_and_a_running_worker_runs_its_retry(tmp_path, tiny_model_dir, pg_url):
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=5, epochs=3, target_samples=240,
                        pruner="none")
-    log = tmp_path / "w.log"
-    worker = _worker(spec, pg_url, tmp_path, log)
-    running = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
-    status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
+    victim, survivor, trial, logs = _victim_and_survivor(tmp_path, spec, pg_url)
+    killed_at = time.time()
+    victim.send_signal(signal.SIGKILL)
+    assert survivor.wait(timeout=300) == 0, logs[1].read_text()[-3000:]
+    study = _retry_ran_on_the_survivor(pg_url, trial, survivor, "worker lost: no heartbeat", killed_at)
+    assert study.trials[trial.number].state == TrialState.FAIL
+    assert _used(study) == 5
+    assert "Traceback" not in logs[1].read_text()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_sigterm_preempts_the_trial_and_a_running_worker_completes_its_retry(tmp_path, tiny_model_dir, request,
+                                                                            backend):
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/hpo.db"
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=5, epochs=3, target_samples=240,
+                       pruner="none")
+    victim, survivor, trial, logs = _victim_and_survivor(tmp_path, spec, url)
+    status = hpo_cli("status", "tiny", "--storage", url, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert "running trials" in status.stdout and f"{socket.gethostname()}:{worker.pid}" in status.stdout
+    assert "running trials" in status.stdout and f"{socket.gethostname()}:{victim.pid}" in status.stdout
     assert re.search(r"\d+:\d\d ago", status.stdout), "the last heartbeat is shown"
-    running = wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way, again")  # status is slow
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=60) == 75, log.read_text()[-3000:]
-    assert "preempted" in log.read_text()
+    signalled_at = time.time()
+    victim.send_signal(signal.SIGTERM)
+    assert victim.wait(timeout=60) == 75, logs[0].read_text()[-3000:]
+    assert "preempted" in logs[0].read_text()
+    assert survivor.wait(timeout=300) == 0, logs[1].read_text()[-3000:]
 
-    study = _study(pg_url)
-    preempted = study.trials[running.number]
-    assert preempted.state == TrialState.FAIL
-    assert preempted.user_attrs["failure_reason"] == "preempted"
-    waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == running.number
-
-    again = _worker(spec, pg_url, tmp_path, tmp_path / "w2.log")
-    assert again.wait(timeout=300) == 0, (tmp_path / "w2.log").read_text()[-3000:]
-    retry = next(t for t in _study(pg_url).trials if t.user_attrs.get("retry_of") == running.number)
-    assert retry.state == TrialState.COMPLETE and retry.params == preempted.params
-    assert _used(_study(pg_url)) == 4
-    status = hpo_cli("status", "tiny", "--storage", pg_url, cwd=tmp_path)
-    assert "retries" in status.stdout and "preempted" in status.stdout and "4 / 4" in status.stdout
+    study = _retry_ran_on_the_survivor(url, trial, survivor, "preempted", signalled_at)
+    preempted = study.trials[trial.number]
+    assert preempted.state == TrialState.FAIL and preempted.user_attrs["failure_reason"] == "preempted"
+    assert _used(study) == 5
+    assert "Traceback" not in logs[1].read_text()
+    status = hpo_cli("status", "tiny", "--storage", url, cwd=tmp_path)
+    assert "retries" in status.stdout and "preempted" in status.stdout and "5 / 5" in status.stdout
 
 
 @pytest.mark.slow
-def test_postgres_restart_mid_study_loses_no_trial(tmp_path, tiny_model_dir, pg_url):
-    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=6, epochs=3, target_samples=240,
+def test_postgres_restart_mid_trial_loses_no_trial(tmp_path, tiny_model_dir, own_postgres):
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=4, epochs=3, target_samples=240,
                        pruner="none")
-    logs = [tmp_path / f"w{i}.log" for i in range(2)]
-    workers = [_worker(spec, pg_url, tmp_path, log) for log in logs]
-    wait_for(lambda: _running_with_evaluation(pg_url), 120, "a trial mid-way")
-    restart_postgres()
-    assert _finish(workers, logs) == [0, 0], [log.read_text()[-3000:] for log in logs]
-    study = _study(pg_url)
-    assert _used(study) == 6
+    barrier, log = tmp_path / "barrier", tmp_path / "w.log"
+    worker = start_worker(spec, own_postgres.url, tmp_path, log, barrier=barrier, env={"HPO_STORAGE_RETRY_S": "120"})
+    reach_barrier(barrier, worker, log)
+    own_postgres.restart()
+    (barrier / "release").touch()
+    assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
+    study = _study(own_postgres.url)
+    assert _used(study) == 4
     assert [t.number for t in study.trials if t.state == TrialState.FAIL] == []
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    text = log.read_text()
+    assert re.search(r"storage unavailable \(\w+\); retrying in \d", text), text[-3000:]
+    assert "Traceback" not in text

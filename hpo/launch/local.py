@@ -23,7 +23,7 @@ from rich.table import Table
 
 from hpo.errors import HpoError
 from hpo.launch.registry import record_launch
-from hpo.storage import display_url, resolve_storage
+from hpo.settings import StorageURL, resolve_storage
 
 __all__ = ["PREEMPTED", "WorkerPlan", "available_gpus", "launch_local", "plan_workers"]
 
@@ -74,11 +74,8 @@ def plan_workers(workers: int, gpus: list[str] | None, per_gpu: int, *, availabl
     return [WorkerPlan(i, {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}) for i in range(workers)]
 
 
-def _check_shareable(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+def _check_shareable(target: StorageURL) -> None:
+    if target.in_memory:
         raise HpoError("an in-memory storage cannot be shared by worker processes; use a SQLite file or PostgreSQL")
 
 
@@ -91,18 +88,18 @@ def launch_local(
     from hpo.spec import load_spec
 
     spec = load_spec(study_file)
-    url = resolve_storage(storage, spec.storage)
-    _check_shareable(url)
+    target = resolve_storage(storage, spec.storage)
+    _check_shareable(target)
     plans = plan_workers(workers, gpus, per_gpu, available=available_gpus(), cpus=os.cpu_count() or 1)
     log_dir = log_dir or Path(".hpo") / "logs" / spec.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    processes = [_start(study_file, plan, url, log_dir) for plan in plans]
+    processes = [_start(study_file, plan, target.url, log_dir) for plan in plans]
     record_launch(spec.name, "local", pids=[p.pid for p in processes],
-                  logs=[str(log_dir / f"worker-{plan.index}.log") for plan in plans], storage=display_url(url))
-    console.print(f"{len(processes)} workers on study [bold]{spec.name}[/] · storage {display_url(url)} · "
+                  logs=[str(log_dir / f"worker-{plan.index}.log") for plan in plans], storage=target.display)
+    console.print(f"{len(processes)} workers on study [bold]{spec.name}[/] · storage {target.display} · "
                   f"logs in {log_dir}", highlight=False)
     stopping = _forward_signals(processes)
-    watch = _StudyWatch(spec.name, url)
+    watch = _StudyWatch(spec.name, target)
     with Live(console=console, refresh_per_second=1, transient=not console.is_terminal) as live:
         while any(p.poll() is None for p in processes):
             live.update(_table(spec.name, plans, processes, watch.trials()))
@@ -142,8 +139,8 @@ def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
 class _StudyWatch:
     """The study's trials for the display, from one storage opened once the workers have created the study."""
 
-    def __init__(self, name: str, url: str) -> None:
-        self.name, self.url, self.study = name, url, None
+    def __init__(self, name: str, target: StorageURL) -> None:
+        self.name, self.target, self.study = name, target, None
 
     def trials(self) -> list:
         import optuna
@@ -152,7 +149,7 @@ class _StudyWatch:
 
         try:
             if self.study is None:
-                self.study = optuna.load_study(study_name=self.name, storage=open_storage(self.url))
+                self.study = optuna.load_study(study_name=self.name, storage=open_storage(self.target))
             return self.study.get_trials(deepcopy=False)
         except Exception:  # not created yet, or a storage hiccup: show the processes anyway
             return []

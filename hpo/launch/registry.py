@@ -17,13 +17,15 @@ ROOT = Path(".hpo") / "launches"
 
 def record_launch(study: str, launcher: str, *, root: Path | None = None, **handles: Any) -> dict[str, Any]:
     """Append a launch to `<root>/launches/<study>.json` (root: `.hpo` in the working directory)."""
+    from hpo.files import output_dir, write_output
+
     path = _file(study, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    output_dir(path.parent)
     record = {"launcher": launcher, "at": datetime.now(UTC).isoformat(timespec="seconds"), **handles}
     with FileLock(str(path) + ".lock"):
         records = json.loads(path.read_text()) if path.exists() else []
         records.append(record)
-        path.write_text(json.dumps(records, indent=2, default=str))
+        write_output(path, json.dumps(records, indent=2, default=str))
     return record
 
 
@@ -34,4 +36,7 @@ def launches(study: str, *, root: Path | None = None) -> list[dict[str, Any]]:
 
 
 def _file(study: str, root: Path | None) -> Path:
-    return (Path(root) / "launches" if root is not None else ROOT) / f"{study}.json"
+    from hpo.spec import check_study_name
+
+    # A study name is not a path: `hpo logs ../../x` must not read, nor `hpo stop` signal, what a planted file names.
+    return (Path(root) / "launches" if root is not None else ROOT) / f"{check_study_name(study)}.json"

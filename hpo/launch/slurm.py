@@ -58,6 +58,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from hpo.errors import HpoError
 from hpo.launch.registry import record_launch
+from hpo.settings import StorageURL, resolve_storage
 
 __all__ = ["PREEMPTED_EXIT_CODE", "SlurmLaunch", "SlurmWorker", "launch_log_paths", "launch_slurm",
            "render_job_script", "require_shared_storage", "slurm_log_path", "stop_slurm"]
@@ -215,31 +216,17 @@ def _exports_storage(export: str) -> bool:
     return bool(names) and (names[0] == "ALL" or "HPO_STORAGE" in names)
 
 
-def require_shared_storage(url: str) -> None:
+def require_shared_storage(target: StorageURL) -> None:
     """Every task, on any node, must reach the same storage: a PostgreSQL server. SQLite (a file, or in memory)
     is refused with what to do instead."""
-    from sqlalchemy.engine import make_url
-
-    from hpo.storage import display_url
-
-    try:
-        backend = make_url(url).get_backend_name()
-    except Exception:
-        raise HpoError("the storage is not a database URL; hpo launch slurm needs PostgreSQL, e.g. "
-                       "HPO_STORAGE=postgresql+psycopg2://user:password@db-host:5432/hpo") from None
-    if backend == "postgresql":
+    if target.backend == "postgresql":
         return
-    what = "an in-memory database" if backend == "sqlite" and make_url(url).database in (None, "", ":memory:") else \
-        "a SQLite file, which tasks on other nodes cannot share" if backend == "sqlite" else f"a {backend} database"
+    what = "an in-memory database" if target.in_memory else \
+        "a SQLite file, which tasks on other nodes cannot share" if target.backend == "sqlite" else \
+        f"a {target.backend} database"
     raise HpoError(f"hpo launch slurm needs a storage that tasks on every node share: a PostgreSQL URL in "
                    f"HPO_STORAGE or --storage (e.g. postgresql+psycopg2://user:password@db-host:5432/hpo); "
-                   f"{display_url(url)} is {what}")
-
-
-def _local_only(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).host in (None, "", "localhost", "127.0.0.1", "::1")
+                   f"{target.display} is {what}")
 
 
 @dataclass(frozen=True)
@@ -272,19 +259,18 @@ def launch_slurm(
     the tasks as HPO_STORAGE in the submission's environment, never as an argument.
     """
     from hpo.spec import load_spec
-    from hpo.storage import resolve_storage
 
     if "name" in options:
         raise HpoError("the job's name comes from the study file's name; do not pass name=")
     study_file = Path(study_file).expanduser().absolute()
     spec = load_spec(study_file)
-    url = resolve_storage(storage, spec.storage)
-    require_shared_storage(url)
+    target = resolve_storage(storage, spec.storage)
+    require_shared_storage(target)
     folder = Path(log_dir).expanduser().absolute() if log_dir else (registry / "slurm" / spec.name).absolute()
     script = render_job_script(name=spec.name, log_dir=folder, **options)
     tasks = int(options["array"])
     notes = []
-    if _local_only(url):
+    if target.local_only:
         notes.append("the storage's host is this machine (localhost): tasks on other nodes cannot reach it")
     if dry_run:
         return SlurmLaunch(spec.name, script, folder, tasks, notes=notes)
@@ -339,7 +325,6 @@ class SlurmWorker(submitit.helpers.Checkpointable):
         from hpo.retry import Preempted
         from hpo.runner import run
         from hpo.spec import load_spec
-        from hpo.storage import resolve_storage
 
         _quiet_task()
         console = Console(width=None if "COLUMNS" in os.environ else 160)

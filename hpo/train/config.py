@@ -7,25 +7,38 @@ space checks its bounds and choices against them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["NOT_SEARCHABLE", "TrainConfig"]
+__all__ = ["NOT_SEARCHABLE", "TrainConfig", "reject_bool"]
+
+
+def reject_bool(value: Any, annotation: Any) -> Any:
+    """YAML's true/false are not numbers: refuse them wherever the field is not a boolean (pydantic's lax mode
+    would read `epochs: true` as 1)."""
+    if isinstance(value, bool) and annotation is not bool:
+        raise ValueError(f"expected a number or text, got a boolean ({str(value).lower()})")
+    return value
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
+        return reject_bool(value, cls.model_fields[info.field_name].annotation)
 
     # What the search is usually about.
     learning_rate: PositiveFloat = Field(1e-4, description="Peak AdamW learning rate of the encoder.")
     source_weight: Annotated[float, Field(gt=0, le=1)] = Field(
         0.5, description="λ: weight of the target loss; 1 - λ weighs the source loss. λ = 1 is target only."
     )
-    freeze_depth: Annotated[int, Field(ge=0)] = Field(
+    freeze_depth: Annotated[int, Field(ge=0, le=1000)] = Field(
         0, description="Freeze the embeddings and the bottom k encoder layers (0: nothing frozen)."
     )
     l1: NonNegativeFloat = Field(0.0, description="L1 penalty weight: l1·Σ|θ| over trainable parameters.")
@@ -40,12 +53,14 @@ class TrainConfig(BaseModel):
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.1, description="Share of steps with linear warmup; linear decay to 0 follows."
     )
-    epochs: Annotated[int, Field(ge=1)] = Field(3, description="Passes over the target training split.")
-    batch_size: Annotated[int, Field(ge=1)] = Field(16, description="Target (and source) examples per step.")
-    max_length: Annotated[int, Field(ge=8)] = Field(128, description="Tokens per text after truncation.")
+    epochs: Annotated[int, Field(ge=1, le=1000)] = Field(3, description="Passes over the target training split.")
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = Field(16, description="Target (and source) examples per step.")
+    max_length: Annotated[int, Field(ge=8, le=131072)] = Field(
+        128, description="Tokens per text after truncation; at most the model's positions (checked)."
+    )
 
     # How the run is carried out; fixed for a study.
-    evaluations_per_epoch: Annotated[int, Field(ge=1)] = Field(
+    evaluations_per_epoch: Annotated[int, Field(ge=1, le=100)] = Field(
         2, description="Validation F1 is computed (and reported to the pruner) this many times an epoch."
     )
     seed: int = Field(0, description="Seeds data splits, sampling, head initialisation and batch order.")

@@ -73,10 +73,12 @@ def load_task_data(source: DatasetSpec, target: DatasetSpec, *, validation_size:
     source_corpus = _sampled(source, "source", seed)
     target_corpus = _sampled(target, "target", seed)
     n_val = validation_size if isinstance(validation_size, int) else round(validation_size * len(target_corpus))
-    if not 1 <= n_val < len(target_corpus):
+    n_classes = len(np.unique(target_corpus.labels))
+    if not 1 <= n_val <= len(target_corpus) - n_classes:
         raise DataError(
-            f"target {target.label}: validation_size {validation_size} leaves {len(target_corpus) - n_val} "
-            f"training and {n_val} validation documents out of {len(target_corpus)}"
+            f"[validation_size] {validation_size} leaves {len(target_corpus) - n_val} training and {n_val} "
+            f"validation documents of the {len(target_corpus)} of target {target.label}; each of its {n_classes} "
+            f"classes needs a training document, so at most {len(target_corpus) - n_classes} can validate"
         )
     val_idx, train_idx = stratified_split(
         target_corpus.labels, n_val, np.random.default_rng(seed + 1), keep_one_in_rest=True
@@ -87,11 +89,15 @@ def load_task_data(source: DatasetSpec, target: DatasetSpec, *, validation_size:
 def load_test(spec: DatasetSpec, label_names: tuple[str, ...]) -> Corpus:
     """The held-out test split, labelled in the training label set. For final evaluation only."""
     texts, labels = _read(spec, "test")
-    texts, labels = _clean(texts, labels, f"{spec.label} (test)")
+    texts, labels = _clean(texts, labels, f"test split {spec.test_label}")
+    if not texts:
+        raise DataError(f"test split {spec.test_label}: no usable rows (every text or label is empty)")
     index = {name: i for i, name in enumerate(label_names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
-        raise DataError(f"{spec.label} (test): labels not in the training data: {', '.join(unknown[:10])}")
+        raise DataError(f"test split {spec.test_label}: labels not in the training data: {', '.join(unknown[:10])}"
+                        f"{' …' if len(unknown) > 10 else ''} (training labels: {', '.join(label_names[:10])}"
+                        f"{' …' if len(label_names) > 10 else ''})")
     return Corpus(tuple(texts), np.array([index[label] for label in labels], dtype=np.int64), label_names)
 
 
@@ -105,7 +111,10 @@ def _sampled(spec: DatasetSpec, role: str, seed: int) -> Corpus:
         raise DataError(f"{role} {spec.label}: the label column has one class ({label_names[0]!r}); need two")
     index = {name: i for i, name in enumerate(label_names)}
     corpus = Corpus(tuple(texts), np.array([index[label] for label in labels], dtype=np.int64), label_names)
-    if spec.max_samples is None or spec.max_samples >= len(corpus):
+    if spec.max_samples is not None and spec.max_samples > len(corpus):
+        raise DataError(f"[{role} -> max_samples] {spec.max_samples} is more than the {len(corpus)} usable rows of "
+                        f"{spec.label}; leave max_samples out to use every row")
+    if spec.max_samples is None or spec.max_samples == len(corpus):
         return corpus
     taken, _ = stratified_split(corpus.labels, spec.max_samples, np.random.default_rng(seed))
     return corpus.take(np.sort(taken))
@@ -119,15 +128,19 @@ def stratified_split(
     Written by hand because scikit-learn's stratified splitters refuse classes with a single member, which
     small real corpora (R52) have. Quotas follow class shares; leftover seats go to the largest remainders.
     `keep_one_in_rest` leaves every class at least one item in the rest (a validation split must not take
-    the only training example of a class).
+    the only training example of a class); ValueError when `n_first` cannot be taken so.
     """
     classes, counts = np.unique(labels, return_counts=True)
     cap = counts - 1 if keep_one_in_rest else counts
+    if n_first > cap.sum():
+        raise ValueError(f"cannot take {n_first} of {len(labels)} items, {cap.sum()} at most")
     exact = np.minimum(counts * n_first / len(labels), cap)
     quota = np.floor(exact).astype(int)
-    remainders = np.where(quota < cap, exact - quota, -1.0)
-    for i in np.argsort(-remainders, kind="stable")[: n_first - quota.sum()]:
-        quota[i] += 1
+    order = np.argsort(-(exact - quota), kind="stable")
+    while quota.sum() < n_first:  # leftover seats, a seat a class, largest remainders first, never past a cap
+        for i in order:
+            if quota[i] < cap[i] and quota.sum() < n_first:
+                quota[i] += 1
     first, rest = [], []
     for cls, take in zip(classes, quota, strict=True):
         members = rng.permutation(np.flatnonzero(labels == cls))
@@ -163,7 +176,8 @@ def _read(spec: DatasetSpec, split: str) -> tuple[list[Any], list[Any]]:
     if spec.path is not None:
         path = spec.path if split == "train" else spec.test_path
         if path is None:
-            raise DataError(f"{spec.label}: no test_path given, so there is no test split")
+            raise DataError(f"target {spec.label}: no test_path, so there is no test split to evaluate on; "
+                            "add test_path: FILE to the target in the study file")
         return _read_file(Path(path), spec.text_column, spec.label_column)
     return _read_hub(spec, spec.train_split if split == "train" else spec.test_split)
 
@@ -209,7 +223,7 @@ def _read_hub(spec: DatasetSpec, split: str | None) -> tuple[list[Any], list[Any
     import datasets
 
     if split is None:
-        raise DataError(f"{spec.hub}: no test_split given")
+        raise DataError(f"hub dataset {spec.hub}: no test_split given, so there is no test split to evaluate on")
     try:
         data = datasets.load_dataset(spec.hub, spec.hub_config, split=split)
     except Exception as exc:  # network, unknown id, unknown split: all are the user's to fix

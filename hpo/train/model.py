@@ -19,10 +19,11 @@ from hpo.spec import ModelSpec
 
 __all__ = [
     "EncoderBundle",
+    "ModelShape",
     "TransferModel",
     "encoder_layers",
     "load_encoder",
-    "model_depth",
+    "model_shape",
     "resolve_model_path",
 ]
 
@@ -54,15 +55,51 @@ def resolve_model_path(model_id: str, *, download: bool = False) -> str:
         return model_id  # not prepared: let transformers fetch it as usual
 
 
-def model_depth(spec: ModelSpec) -> int:
-    """The encoder's layer count, read from its config alone (no weights loaded)."""
-    from transformers import AutoConfig
+@dataclass(frozen=True)
+class ModelShape:
+    """What a study file is checked against, read from the model's config and an empty (meta-device) copy of
+    its architecture: no weights are loaded."""
+
+    family: str  # the config's model_type, e.g. bert
+    depth: int  # separate layers that freeze_depth counts
+    max_length: int | None  # the longest input its position embeddings take; None: no fixed limit
+
+
+def model_shape(spec: ModelSpec) -> ModelShape:
+    """The model's family, layer count and longest input; HpoError for a model this project cannot fine-tune:
+    encoder-decoder models (T5, BART), and models whose layers share weights (ALBERT), which have no bottom part
+    to freeze."""
+    from transformers import AutoConfig, AutoModel
 
     try:
         config = AutoConfig.from_pretrained(resolve_model_path(spec.id), trust_remote_code=spec.trust_remote_code)
     except Exception as exc:  # OSError for a missing dir or an unreachable hub, ValueError for a bad config
         raise HpoError(f"model {spec.id}: cannot load its config: {exc}") from None
-    return int(config.num_hidden_layers)
+    family = getattr(config, "model_type", type(config).__name__)
+    if getattr(config, "is_encoder_decoder", False):
+        raise HpoError(f"model {spec.id} is an encoder-decoder model ({family}); transfer-hpo fine-tunes encoders "
+                       f"(BERT, RoBERTa, DistilBERT, MiniLM, XLM-R, ELECTRA, MPNet…) and decoder-only models")
+    with torch.device("meta"):  # the architecture without memory or weights
+        skeleton = AutoModel.from_config(config, trust_remote_code=spec.trust_remote_code)
+    try:
+        depth = len(encoder_layers(skeleton))
+    except HpoError:
+        raise HpoError(f"model {spec.id} ({family}) has no separate layer per depth (ALBERT-style models share "
+                       "one set of layer weights), so freeze_depth cannot freeze a bottom part of it; use a model "
+                       "with separate layers (BERT, RoBERTa, DistilBERT, MiniLM, XLM-R, ELECTRA, MPNet…)") from None
+    return ModelShape(family, depth, _longest_input(skeleton))
+
+
+def _longest_input(skeleton: nn.Module) -> int | None:
+    """Tokens the model's learned position table takes; None for models without one (rotary, relative)."""
+    for name, module in skeleton.named_modules():
+        if isinstance(module, nn.Embedding) and name.rsplit(".", 1)[-1] in _POSITION_TABLES:
+            # RoBERTa-style tables number positions from padding_idx + 1: that many rows are never a position.
+            return module.num_embeddings - (module.padding_idx + 1 if module.padding_idx is not None else 0)
+    return None
+
+
+_POSITION_TABLES = ("position_embeddings", "wpe", "embed_positions")
 
 
 @dataclass
