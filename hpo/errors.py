@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "HpoError", "SpecError", "StorageError", "StudyMismatchError"]
+__all__ = ["DataError", "HpoError", "OutputError", "SpecError", "StorageError", "StudyMismatchError"]
 
 
 class HpoError(Exception):
@@ -30,3 +30,7 @@ class StorageError(HpoError):
 
 class StudyMismatchError(HpoError):
     """A re-run whose search space, model or data differ from what the stored study was created with."""
+
+
+class OutputError(HpoError):
+    """An output path that cannot be written. Messages name the path and the reason."""

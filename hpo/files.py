@@ -12,14 +12,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from hpo.errors import HpoError
+from hpo.errors import OutputError
 
-__all__ = ["OutputError", "output_dir", "write_output"]
-
-
-class OutputError(HpoError):
-    """An output path that cannot be written."""
-
+__all__ = ["html_page", "output_dir", "write_output"]
 
 def _failure(path: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or type(exc).__name__
@@ -66,3 +61,24 @@ def write_output(path: Path, content: str | bytes | Callable[[Path], None]) -> P
             partial.unlink(missing_ok=True)
         raise _failure(path, exc) from None
     return path
+
+
+# The look every page shares: the report, the transfer effect, the confusion matrix.
+_BASE_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 1300px;
+       padding: 0 16px; color: #222; }
+h1 { margin-bottom: 4px; }
+h2 { margin: 32px 0 4px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+table { border-collapse: collapse; margin: 12px 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.note { color: #444; margin: 4px 0 8px; }
+"""
+
+
+def html_page(title: str, body: str, *, style: str = "") -> str:
+    """One self-contained HTML page: `title` is escaped here, `body` is HTML the caller escaped."""
+    import html
+
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{_BASE_STYLE}{style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

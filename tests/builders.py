@@ -87,16 +87,21 @@ FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
 def start_worker(spec: Path, url: str, cwd: Path, log: Path, *, barrier: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
     """`hpo run SPEC --storage URL` in the background, output to `log`, with fast heartbeats; with `barrier`,
-    the worker stops right after its first reported evaluation until released (tests/barrier.py)."""
-    environment = {**os.environ, **FAST_HEARTBEAT, "COLUMNS": "200", **(env or {})}
+    the worker stops right after its first reported evaluation until released (tests/barrier_site)."""
+    environment = {**os.environ, **FAST_HEARTBEAT, "COLUMNS": "200", **(env or {}), **barrier_env(barrier)}
     environment.pop("HPO_STORAGE", None)
-    entry = ["-m", "hpo"]
-    if barrier is not None:
-        barrier.mkdir(parents=True, exist_ok=True)
-        environment["HPO_TEST_BARRIER"] = str(barrier)
-        entry = [str(REPO / "tests" / "barrier.py")]
-    return subprocess.Popen([sys.executable, *entry, "run", str(spec), "--storage", url], cwd=cwd, env=environment,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, "-m", "hpo", "run", str(spec), "--storage", url], cwd=cwd,
+                            env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def barrier_env(barrier: Path | None) -> dict[str, str]:
+    """The environment that puts a worker's first reported trial behind `barrier` (tests/barrier_site)."""
+    if barrier is None:
+        return {}
+    barrier.mkdir(parents=True, exist_ok=True)
+    site = str(REPO / "tests" / "barrier_site")
+    return {"HPO_TEST_BARRIER": str(barrier), "PYTHONPATH": os.pathsep.join(
+        [site, *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def reach_barrier(barrier: Path, worker: subprocess.Popen, log: Path, timeout: float = 180) -> dict:

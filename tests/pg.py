@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.ci import unavailable
 
 ADMIN_URL = os.environ.get("HPO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -36,10 +36,7 @@ def require_postgres() -> None:
         with _admin_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:
-        reason = f"PostgreSQL at {ADMIN_URL} is unreachable: {str(exc).splitlines()[0]}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"PostgreSQL at {ADMIN_URL} is unreachable: {str(exc).splitlines()[0]}")
 
 
 def wait_for_postgres(timeout: float = 60) -> None:
@@ -112,10 +109,8 @@ def own_cluster(auth_host: str = "trust") -> Iterator[Cluster]:
     """A new cluster on a free port (`pg_createcluster`: `initdb` refuses to run as root), dropped afterwards;
     never the machine's shared one. Under CI=true missing tools fail the test, elsewhere they skip it."""
     if shutil.which("pg_createcluster") is None:
-        reason = "pg_createcluster (Debian's postgresql-common) is needed for a PostgreSQL cluster of the test's own"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("pg_createcluster (Debian's postgresql-common) is needed for a PostgreSQL cluster of the "
+                    "test's own")
     version = sorted(Path("/etc/postgresql").iterdir())[-1].name
     cluster = Cluster(version, f"hpotest-{os.getpid()}-{uuid.uuid4().hex[:6]}", _free_port())
     made = _run("pg_createcluster", version, cluster.name, "-p", str(cluster.port), "--start", "--",

@@ -52,11 +52,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from hpo.resources import Workbench
-    from hpo.runner import load_data
     from hpo.spec import load_spec
     from hpo.train.data import load_test
     from hpo.train.model import load_encoder
+    from hpo.workbench import Workbench, load_data
 
     spec = load_spec(STUDY)
     bench = Workbench(load_encoder(spec.model), load_data(spec))

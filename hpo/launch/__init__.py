@@ -1,1 +1,2 @@
-"""Launchers: local processes, Slurm job arrays, Kubernetes Indexed Jobs. Each starts `hpo run` workers."""
+"""Starting workers for a study: one Launcher interface (render / submit / stop / logs) filled in for local processes,
+a Slurm job array and a Kubernetes Indexed Job; `hpo stop` and `hpo logs` on what was launched; `hpo prepare`."""

@@ -9,6 +9,7 @@ on a command line. Ctrl-C or SIGTERM is forwarded as SIGTERM: running trials end
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,18 +17,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpo.errors import HpoError
-from hpo.launch.registry import record_launch
-from hpo.settings import StorageURL, resolve_storage
+from hpo.launch.interface import Launch, StudyFile
+from hpo.launch.records import record_launch
+from hpo.preemption import EXIT_PREEMPTED
 
-__all__ = ["PREEMPTED", "WorkerPlan", "available_gpus", "launch_local", "plan_workers"]
+if TYPE_CHECKING:
+    from hpo.settings import StorageURL
 
-PREEMPTED = 75  # the worker's exit code after SIGTERM (see hpo/cli.py)
+__all__ = ["LocalLauncher", "WorkerPlan", "available_gpus", "plan_workers"]
 
 
 @dataclass(frozen=True)
@@ -74,52 +74,94 @@ def plan_workers(workers: int, gpus: list[str] | None, per_gpu: int, *, availabl
     return [WorkerPlan(i, {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}) for i in range(workers)]
 
 
-def _check_shareable(target: StorageURL) -> None:
-    if target.in_memory:
-        raise HpoError("an in-memory storage cannot be shared by worker processes; use a SQLite file or PostgreSQL")
+def _gpu_list(gpus: str | None) -> list[str] | None:
+    return [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
 
 
-def launch_local(
-    study_file: Path, *, workers: int, gpus: list[str] | None, per_gpu: int, storage: str | None,
-    console: Console, log_dir: Path | None = None,
-) -> int:
-    """Start the workers, show their combined progress, and return the launcher's exit code: 0 when every
-    worker finished, 75 when they were preempted (Ctrl-C, SIGTERM), 1 when one crashed."""
-    from hpo.spec import load_spec
+class LocalLauncher:
+    name: ClassVar[str] = "local"
+    NOT_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    OPTION_HELP: ClassVar[dict[str, str]] = {
+        "workers": "Worker processes to start.",
+        "gpus": "GPU ids, e.g. 0,1,2,3; none: CPU workers sharing the cores.",
+        "per_gpu": "Workers packed on one GPU.",
+    }
 
-    spec = load_spec(study_file)
-    target = resolve_storage(storage, spec.storage)
-    _check_shareable(target)
-    plans = plan_workers(workers, gpus, per_gpu, available=available_gpus(), cpus=os.cpu_count() or 1)
-    log_dir = log_dir or Path(".hpo") / "logs" / spec.name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    processes = [_start(study_file, plan, target.url, log_dir) for plan in plans]
-    record_launch(spec.name, "local", pids=[p.pid for p in processes],
-                  logs=[str(log_dir / f"worker-{plan.index}.log") for plan in plans], storage=target.display)
-    console.print(f"{len(processes)} workers on study [bold]{spec.name}[/] · storage {target.display} · "
-                  f"logs in {log_dir}", highlight=False)
-    stopping = _forward_signals(processes)
-    watch = _StudyWatch(spec.name, target)
-    with Live(console=console, refresh_per_second=1, transient=not console.is_terminal) as live:
-        while any(p.poll() is None for p in processes):
-            live.update(_table(spec.name, plans, processes, watch.trials()))
-            time.sleep(1)
-        live.update(_table(spec.name, plans, processes, watch.trials()))
-    codes = [p.returncode for p in processes]
-    crashed = [i for i, code in enumerate(codes) if code not in (0, PREEMPTED)]
-    if crashed:
-        for i in crashed:
-            console.print(f"[red]worker {i} exited with code {codes[i]}[/]: see {log_dir / f'worker-{i}.log'}")
-        return 1
-    return PREEMPTED if stopping["signalled"] or PREEMPTED in codes else 0
+    def check_storage(self, target: StorageURL) -> tuple[str, ...]:
+        if target.in_memory:
+            raise HpoError("an in-memory storage cannot be shared by worker processes; use a SQLite file or "
+                           "PostgreSQL")
+        return ()
+
+    @staticmethod
+    def render(study: StudyFile, *, workers: int = 2, gpus: str | None = None, per_gpu: int = 1) -> str:
+        """One shell line per worker: its environment, its command and its log."""
+        plans = plan_workers(workers, _gpu_list(gpus), per_gpu, available=available_gpus() if gpus else [],
+                             cpus=os.cpu_count() or 1)
+        logs = _log_dir(study.name)
+        return "".join(" ".join([*(f"{k}={shlex.quote(v)}" for k, v in plan.env.items()), "HPO_STORAGE=...",
+                                 *map(shlex.quote, _command(study)), ">", str(logs / f"worker-{plan.index}.log"),
+                                 "2>&1 &"]) + "\n" for plan in plans)
+
+    OPTIONS_FROM = render
+
+    def submit(self, study: StudyFile, target: StorageURL, *, storage: str | None, workers: int = 2,
+               gpus: str | None = None, per_gpu: int = 1) -> Launch:
+        """Start the workers, show their combined progress until they end; the launch's exit code is 0 when every
+        worker finished, 75 when they were preempted (Ctrl-C, SIGTERM), 1 when one crashed."""
+        from rich.console import Console
+
+        plans = plan_workers(workers, _gpu_list(gpus), per_gpu, available=available_gpus() if gpus else [],
+                             cpus=os.cpu_count() or 1)
+        log_dir = _log_dir(study.name)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        processes = [_start(study, plan, target.url, log_dir) for plan in plans]
+        logs = [str(log_dir / f"worker-{plan.index}.log") for plan in plans]
+        record_launch(study.name, "local", pids=[p.pid for p in processes], logs=logs, storage=target.display)
+        console = Console()
+        console.print(f"{len(processes)} workers on study [bold]{study.name}[/] · storage {target.display} · "
+                      f"logs in {log_dir}", highlight=False)
+        stopping = _forward_signals(processes)
+        _watch(console, study.name, target, plans, processes)
+        codes = [p.returncode for p in processes]
+        crashed = [i for i, code in enumerate(codes) if code not in (0, EXIT_PREEMPTED)]
+        message = "\n".join(f"[red]worker {i} exited with code {codes[i]}[/]: see {logs[i]}" for i in crashed)
+        code = 1 if crashed else EXIT_PREEMPTED if stopping["signalled"] or EXIT_PREEMPTED in codes else 0
+        return Launch(study.name, "", message, exit_code=code, handles={"pids": [p.pid for p in processes]})
+
+    def stop(self, record: dict[str, Any]) -> str:
+        stopped = []
+        for pid in record.get("pids", []):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(pid)
+            except ProcessLookupError:
+                pass
+        return f"local: sent SIGTERM to {len(stopped)} running worker(s)" if stopped else \
+            "local: no worker is running"
+
+    def logs(self, record: dict[str, Any], worker: int) -> str:
+        paths = dict(enumerate(map(Path, record.get("logs") or [])))
+        path = paths.get(worker)
+        if path is None or not path.exists():
+            raise HpoError(f"no log for worker {worker} (workers: {', '.join(map(str, paths)) or 'none'})")
+        return path.read_text(errors="replace")
 
 
-def _start(study_file: Path, plan: WorkerPlan, url: str, log_dir: Path) -> subprocess.Popen:
+def _log_dir(study: str) -> Path:
+    return Path(".hpo") / "logs" / study
+
+
+def _command(study: StudyFile) -> list[str]:
+    return [sys.executable, "-m", "hpo", *study.worker_args()]
+
+
+def _start(study: StudyFile, plan: WorkerPlan, url: str, log_dir: Path) -> subprocess.Popen:
     env = {**os.environ, **plan.env, "HPO_STORAGE": url, "HPO_WORKER_INDEX": str(plan.index),
            "COLUMNS": os.environ.get("COLUMNS", "160")}
     log = (log_dir / f"worker-{plan.index}.log").open("w")
-    return subprocess.Popen([sys.executable, "-m", "hpo", "run", str(study_file)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # our Ctrl-C is forwarded, once
+    return subprocess.Popen(_command(study), env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # our Ctrl-C is forwarded, once
 
 
 def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
@@ -134,6 +176,18 @@ def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, forward)
     return state
+
+
+def _watch(console: Any, name: str, target: StorageURL, plans: list[WorkerPlan],
+           processes: list[subprocess.Popen]) -> None:
+    from rich.live import Live
+
+    watch = _StudyWatch(name, target)
+    with Live(console=console, refresh_per_second=1, transient=not console.is_terminal) as live:
+        while any(p.poll() is None for p in processes):
+            live.update(_table(name, plans, processes, watch.trials()))
+            time.sleep(1)
+        live.update(_table(name, plans, processes, watch.trials()))
 
 
 class _StudyWatch:
@@ -155,7 +209,9 @@ class _StudyWatch:
             return []
 
 
-def _table(name: str, plans: list[WorkerPlan], processes: list[subprocess.Popen], trials: list) -> Table:
+def _table(name: str, plans: list[WorkerPlan], processes: list[subprocess.Popen], trials: list) -> Any:
+    from rich.table import Table
+
     by_pid = Counter(t.user_attrs.get("pid") for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
     running = {t.user_attrs.get("pid"): t for t in trials if t.state.name == "RUNNING"}
     states = Counter(t.state.name for t in trials)
@@ -174,3 +230,4 @@ def _table(name: str, plans: list[WorkerPlan], processes: list[subprocess.Popen]
                       str(trial.number) if trial is not None else "-",
                       f"{trial.intermediate_values[last]:.4f}" if last is not None else "-")
     return table
+

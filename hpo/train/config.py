@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["NOT_SEARCHABLE", "TrainConfig", "reject_bool"]
+__all__ = ["NOT_SEARCHABLE", "Strict", "TrainConfig", "reject_bool"]
 
 
 def reject_bool(value: Any, annotation: Any) -> Any:
@@ -25,7 +25,10 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
-class TrainConfig(BaseModel):
+class Strict(BaseModel):
+    """The base of every model a study file is read into: frozen; unknown keys, booleans where numbers belong and
+    non-finite numbers refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
@@ -33,6 +36,8 @@ class TrainConfig(BaseModel):
     def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
         return reject_bool(value, cls.model_fields[info.field_name].annotation)
 
+
+class TrainConfig(Strict):
     # What the search is usually about.
     learning_rate: PositiveFloat = Field(1e-4, description="Peak AdamW learning rate of the encoder.")
     source_weight: Annotated[float, Field(gt=0, le=1)] = Field(

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from hpo.errors import DataError
-from hpo.spec import DatasetSpec
 from hpo.train.corpora import builtin_file, read_tab
+from hpo.train.sources import DatasetSpec
 
 __all__ = ["Corpus", "TaskData", "load_task_data", "load_test", "read_table", "stratified_split"]
 

@@ -1,7 +1,8 @@
 """One fine-tune, top to bottom: batches, optimiser, steps, evaluations. It knows nothing of Optuna.
 
 Pruning enters through `on_eval`: it is called after every evaluation and may raise to stop the run (the
-objective raises `optuna.TrialPruned` there). The value of a run is the best validation F1 it saw.
+objective raises `optuna.TrialPruned` there); a search's per-trial time limit enters through `on_step` the same
+way. The value of a run is the best validation F1 it saw.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from hpo.train.tokens import Encoded
 __all__ = [
     "Evaluation",
     "NonFiniteLoss",
-    "TimeLimitExceeded",
+    "Placement",
     "TrainResult",
+    "placement",
     "resolve_device",
     "resolve_precision",
     "train",
@@ -36,8 +38,21 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-class TimeLimitExceeded(RuntimeError):
-    """The run passed `time_limit_s`."""
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a fine-tune computes: resolved once per run from the config's `device` and `precision`."""
+
+    device: torch.device
+    autocast: torch.dtype | None  # None: fp32
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
+
+
+def placement(config: TrainConfig) -> Placement:
+    device = resolve_device(config.device)
+    return Placement(device, resolve_precision(config.precision, device))
 
 
 @dataclass(frozen=True)
@@ -156,16 +171,16 @@ def train(
     pad_id: int,
     on_eval: Callable[[Evaluation], None],
     on_step: Callable[[int, int], None] | None = None,
+    where: Placement | None = None,
 ) -> TrainResult:
-    """Fine-tune `model` on the target (and the source while λ < 1); evaluate `evaluations_per_epoch` times an
-    epoch. Raises NonFiniteLoss, TimeLimitExceeded, or whatever `on_eval` raises."""
-    started = time.monotonic()
-    device = resolve_device(config.device)
-    autocast = resolve_precision(config.precision, device)
+    """Fine-tune `model` (frozen as `config.freeze_depth` says, by `TransferModel.freeze`) on the target (and the
+    source while λ < 1); evaluate `evaluations_per_epoch` times an epoch. Raises NonFiniteLoss, or whatever
+    `on_eval` or `on_step` raises."""
+    where = where or placement(config)
+    device, autocast = where.device, where.autocast
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    model.freeze(config.freeze_depth)
     model.to(device).train()
     encoder_params, head_params = model.encoder_parameters(), model.head_parameters()
     params = encoder_params + head_params
@@ -213,8 +228,6 @@ def train(
             samples += len(rows)
             if on_step is not None:
                 on_step(step, total_steps)
-            if config.time_limit_s is not None and time.monotonic() - started > config.time_limit_s:
-                raise TimeLimitExceeded(f"passed the time limit of {config.time_limit_s:g} s at step {step}")
             if index in eval_points:
                 train_seconds += time.monotonic() - tick
                 predictions = evaluate(model, target_val, pad_id, device, autocast, eval_batch)

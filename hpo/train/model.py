@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from hpo.errors import HpoError
-from hpo.spec import ModelSpec
+from hpo.train.sources import ModelSpec
 
 __all__ = [
     "EncoderBundle",

@@ -1,0 +1,161 @@
+"""`hpo predict`: label new texts with a saved classifier.
+
+Input: a CSV, TSV, JSON, JSONL or Parquet file with a text column (the suffix says which, as for study
+datasets); a `.txt` file or `-` (standard input): one text per non-empty line.
+
+Output: the text column, `label` (the most probable class) and `p_<class>` (the probability of each class), one
+row per input row in input order, as CSV, TSV, JSON (an array of records), JSONL or Parquet by the output's
+suffix; CSV on standard output when no output file is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo.errors import HpoError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hpo.classifier.saved import SavedClassifier
+
+__all__ = ["predict_file", "predict_texts"]
+
+log = logging.getLogger("hpo")
+
+STDIN = "-"
+
+
+def predict_texts(saved: SavedClassifier, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """For each text, in order: `{"label": most probable class, "probabilities": {class: probability}}`."""
+    from hpo.classifier.saved import predict_proba
+
+    if not texts:
+        return []
+    probabilities = predict_proba(saved, [str(text) for text in texts]).numpy()
+    names = saved.label_names
+    return [{"label": names[int(row.argmax())], "probabilities": dict(zip(names, map(float, row), strict=True))}
+            for row in probabilities]
+
+
+def predict_file(
+    model_dir: Path, source: Path | str, output: Path | None, text_column: str = "text"
+) -> Path | str:
+    """Predict every text of `source` (a file, or "-" for stdin lines) and write the table to `output`.
+
+    Returns the path written, or "-" when the table went to standard output (as CSV).
+    """
+    from hpo.classifier.evaluate import check_model_dir, open_classifier
+
+    output = Path(output) if output is not None else None
+    if output is not None:
+        _writer_kind(output)  # an unsupported suffix fails before anything is read
+    check_model_dir(Path(model_dir))
+    stdin = str(source) == STDIN
+    texts = _read_lines(sys.stdin, "standard input") if stdin else _read_texts(Path(source), text_column)
+    saved = open_classifier(model_dir)
+    if text_column in ("label", *(f"p_{name}" for name in saved.label_names)):
+        raise HpoError(f"text column {text_column!r} has the name of an output column (label, p_<class>); "
+                       "rename it in the input")
+    frame = _table(saved, texts, text_column)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+        return STDIN
+    _write_table(frame, output)
+    return output
+
+
+def _table(saved: SavedClassifier, texts: list[str], text_column: str) -> pd.DataFrame:
+    import pandas as pd
+
+    from hpo.classifier.saved import predict_proba
+
+    probabilities = predict_proba(saved, texts).numpy()
+    columns: dict[str, Any] = {text_column: texts,
+                               "label": [saved.label_names[i] for i in probabilities.argmax(-1).tolist()]}
+    for i, name in enumerate(saved.label_names):
+        columns[f"p_{name}"] = probabilities[:, i].astype(float)
+    return pd.DataFrame(columns)
+
+
+def _read_lines(lines: Iterable[str], what: str) -> list[str]:
+    texts = [text for text in (line.strip() for line in lines) if text]
+    if not texts:
+        raise HpoError(f"{what}: no texts (give one text per line)")
+    return texts
+
+
+def _read_texts(path: Path, text_column: str) -> list[str]:
+    from hpo.train.data import _READERS, read_table
+
+    kind = "txt" if path.suffix.lower() == ".txt" else _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise HpoError(f"{path}: unsupported file type; use one of {', '.join(_READERS)}, .txt (a text per line) "
+                       "or - for standard input")
+    if not path.exists():
+        raise HpoError(f"{path}: no such file")
+    if path.is_dir():
+        raise HpoError(f"{path}: is a directory, not a file of texts")
+    if path.stat().st_size == 0:
+        raise HpoError(f"{path}: no texts (the file is empty)")
+    if kind == "txt":
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return _read_lines(handle, str(path))
+        except UnicodeDecodeError as exc:
+            raise HpoError(f"{path}: not UTF-8 text (byte {exc.start}); a .txt input is one text per line, "
+                           "in UTF-8") from None
+    frame = read_table(path)
+    if not len(frame):
+        raise HpoError(f"{path}: no texts (no rows)")
+    if text_column not in frame.columns:
+        raise HpoError(
+            f"{path}: no column {text_column!r}; columns: {', '.join(map(str, frame.columns)) or 'none'} "
+            "(choose one with --text-column)"
+        )
+    texts = [_as_text(value) for value in frame[text_column].tolist()]
+    empty = sum(1 for text in texts if not text)
+    if empty == len(texts):
+        raise HpoError(f"{path}: no texts (every {text_column!r} value is empty)")
+    if empty:  # kept, so that output row i is input row i
+        log.warning("%s: %d of %d texts are empty; they are predicted as empty texts", path, empty, len(texts))
+    return texts
+
+
+def _as_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+        return ""
+    return str(value).strip()
+
+
+_WRITERS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def _writer_kind(path: Path) -> str:
+    kind = _WRITERS.get(path.suffix.lower())
+    if kind is None:
+        raise HpoError(f"{path}: unsupported output type; use one of {', '.join(_WRITERS)}")
+    return kind
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    from hpo.files import write_output
+
+    kind = _writer_kind(path)
+
+    def write(partial: Path) -> None:
+        if kind in ("csv", "tsv"):
+            frame.to_csv(partial, sep="\t" if kind == "tsv" else ",", index=False)
+        elif kind == "json":
+            frame.to_json(partial, orient="records", force_ascii=False, indent=2)
+        elif kind == "jsonl":
+            frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_parquet(partial, index=False)
+
+    write_output(path, write)

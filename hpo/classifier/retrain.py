@@ -1,0 +1,73 @@
+"""`hpo train`: fit an exported config (every field fixed) once, keep the weights of its best validation step,
+save the classifier, and evaluate it on the held-out test split.
+
+With the same seed, device and precision the retrain repeats the trial's run step for step (both go through
+`Workbench.fit`), so its validation F1 at the trial's best step is the trial's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hpo.errors import HpoError
+from hpo.spec import load_study_file
+
+if TYPE_CHECKING:
+    from hpo.train.loop import Evaluation
+
+__all__ = ["retrain"]
+
+
+def retrain(
+    study_file: Path, out: Path, *, train_on: Literal["train", "train+validation"] = "train",
+    on_eval: Callable[[Evaluation], Any] | None = None, on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train, save into `out`, evaluate; returns what `out/metrics.json` holds."""
+    import numpy as np
+
+    from hpo.classifier.evaluate import evaluate_saved
+    from hpo.classifier.saved import load_classifier, save_classifier
+    from hpo.files import output_dir, write_output
+    from hpo.train.data import Corpus, load_test
+    from hpo.workbench import open_workbench
+
+    spec, text = load_study_file(study_file)
+    if spec.searched():
+        raise HpoError(f"{study_file}: hpo train needs every field fixed, but it searches "
+                       f"{', '.join(spec.searched())}; export a trial first (hpo export STUDY -o best.yaml)")
+    bench = open_workbench(spec, str(study_file))
+    # What the evaluation after training needs is checked before training: the test split and its labels, and
+    # somewhere to save the model.
+    load_test(spec.target, bench.data.target_train.label_names)
+    output_dir(out)
+    config, corpus = spec.base_config(), bench.data.target_train
+    if train_on == "train+validation":
+        val = bench.data.target_val
+        corpus = Corpus(corpus.texts + val.texts, np.concatenate([corpus.labels, val.labels]), corpus.label_names)
+        best_epoch = (spec.exported_from or {}).get("best_epoch")
+        if best_epoch:  # no held-out data to pick a step with: stop where the search's trial peaked
+            config = config.model_copy(update={"epochs": max(1, math.ceil(best_epoch))})
+    started = time.monotonic()
+    fit = bench.fit_keeping_best(config, train_corpus=corpus, keep_best=train_on == "train", on_eval=on_eval,
+                                 on_step=on_step)
+    seconds = time.monotonic() - started
+    save_classifier(fit.model.cpu(), bench.bundle.tokenizer, out, label_names=corpus.label_names,
+                    source_label_names=bench.data.source.label_names, config=config, study_text=text)
+    best = fit.best
+    metrics = {
+        "validation": {"f1": best.f1, "accuracy": best.accuracy, "step": best.step, "epoch": best.epoch}
+        if train_on == "train" and best is not None else None,
+        "curve": [[e.step, e.epoch, round(e.f1, 5)] for e in fit.result.curve],
+        "test": evaluate_saved(load_classifier(out)),
+        "trained_on": train_on,
+        "train_seconds": round(seconds, 2),
+        "config": config.model_dump(mode="json"),
+        "exported_from": spec.exported_from,
+    }
+    write_output(out / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics

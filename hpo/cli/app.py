@@ -1,0 +1,94 @@
+"""The `hpo` typer app, its shared arguments, and the one place exceptions become exit codes.
+
+Heavy libraries (torch, transformers, optuna) are imported inside the commands, so `hpo --help` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hpo.errors import HpoError
+from hpo.preemption import EXIT_PREEMPTED, Preempted, exit_code
+
+__all__ = ["StorageOption", "StudyFileArgument", "StudyName", "app", "console", "err_console", "main", "quiet",
+           "study_name"]
+
+app = typer.Typer(
+    help="Hyperparameter search for transfer-learning fine-tunes: Optuna studies over real PyTorch trials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def study_name(name: str) -> str:
+    from hpo.spec import check_study_name
+
+    return check_study_name(name)  # a name becomes a file path and a query: validated before either
+
+
+StudyFileArgument = Annotated[Path, typer.Argument(help="A study file (YAML), e.g. studies/quickstart.yaml.")]
+StudyName = Annotated[str, typer.Argument(help="Study name.", callback=study_name)]
+StorageOption = Annotated[
+    str | None,
+    typer.Option("--storage", help="Storage URL; overrides HPO_STORAGE and the study file. Default sqlite:///hpo.db"),
+]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    from rich.logging import RichHandler
+
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+
+
+def quiet() -> None:
+    """For commands that load models and data: the libraries as quiet as a worker's."""
+    from hpo.search.runner import quiet_libraries
+
+    quiet_libraries()
+
+
+def main() -> None:
+    """The `hpo` entry point: what a user can fix is one message and exit 1, never a traceback (unless --debug);
+    a preempted worker exits 75, Ctrl-C 130."""
+    try:
+        result = app(standalone_mode=False)
+    except (HpoError, KeyboardInterrupt, Preempted) as exc:
+        if _state["debug"] and isinstance(exc, HpoError):
+            raise
+        err_console.print(_ended(exc), highlight=False, soft_wrap=True)
+        sys.exit(exit_code(exc))
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:
+        # Usage errors (missing argument, unknown command). typer vendors its own click, so they are matched by
+        # their interface rather than by click's class.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _ended(exc: BaseException) -> Any:
+    from rich.markup import escape
+
+    if isinstance(exc, Preempted):
+        return (f"[yellow]preempted[/] ({exc}): the running trial is FAIL `preempted` and queued for a retry; "
+                f"exiting with code {EXIT_PREEMPTED}")
+    if isinstance(exc, KeyboardInterrupt):
+        return "[yellow]interrupted[/]: the running trial is marked FAIL; run again to continue"
+    return f"[red]error:[/] {escape(str(exc))}"

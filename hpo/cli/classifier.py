@@ -1,0 +1,74 @@
+"""Commands on the chosen model: retrain an exported config and save it, evaluate it, predict with it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hpo.cli.app import app, console, err_console, quiet
+from hpo.errors import HpoError
+
+PANEL = "Classifier"
+
+ModelDir = Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory written by `hpo train --out`.")]
+
+
+@app.command("train", rich_help_panel=PANEL)
+def train_command(
+    study_file: Annotated[Path, typer.Argument(help="An exported study file (every field fixed).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to save the trained classifier in.")],
+    train_on: Annotated[
+        str, typer.Option("--train-on", help="train (keep the best validation step) or train+validation.")
+    ] = "train",
+) -> None:
+    """Retrain an exported config, save the model (save_pretrained) and evaluate it on the test split."""
+    from hpo.classifier.evaluate import format_metrics
+    from hpo.classifier.retrain import retrain
+
+    quiet()
+    if train_on not in ("train", "train+validation"):
+        raise HpoError(f"--train-on must be train or train+validation, not {train_on!r}")
+    with console.status("training…"):
+        metrics = retrain(study_file, out, train_on=train_on)
+    if metrics["validation"]:
+        v = metrics["validation"]
+        console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['step']} (epoch {v['epoch']:g})")
+    console.print(*format_metrics(metrics["test"]))
+    console.print(f"saved to {out} (metrics.json, confusion_matrix.html); train time {metrics['train_seconds']:.0f} s")
+
+
+@app.command(rich_help_panel=PANEL)
+def evaluate(model_dir: ModelDir) -> None:
+    """Evaluate a saved classifier on its study's test split: metric tables, plus test_metrics.json and
+    confusion_matrix.html written into MODEL_DIR."""
+    from hpo.classifier.evaluate import evaluate_dir, format_metrics
+
+    quiet()
+    with console.status("evaluating on the test split…"):
+        metrics = evaluate_dir(model_dir)
+    console.print(*format_metrics(metrics))
+    console.print(f"confusion matrix: {model_dir / 'confusion_matrix.html'}; "
+                  f"metrics: {model_dir / 'test_metrics.json'}", highlight=False, soft_wrap=True)
+
+
+@app.command(rich_help_panel=PANEL)
+def predict(
+    model_dir: ModelDir,
+    source: Annotated[str, typer.Argument(
+        metavar="INPUT", help="CSV, TSV, JSON, JSONL or Parquet file of texts, or - for one text per line on stdin.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write: .csv, .tsv, .json, .jsonl or .parquet. Default: CSV on stdout.")] = None,
+    text_column: Annotated[str, typer.Option("--text-column", help="The input column holding the texts.")] = "text",
+) -> None:
+    """Label texts with a saved classifier: per row the text, `label` and `p_<class>` for every class."""
+    from hpo.classifier.predict import predict_file
+
+    quiet()
+    with err_console.status("predicting…"):  # stderr: stdout may be the CSV itself
+        written = predict_file(model_dir, source if source == "-" else Path(source), output, text_column=text_column)
+    if written != "-":
+        console.print(f"wrote {written}", highlight=False)
+    sys.stdout.flush()

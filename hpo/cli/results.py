@@ -1,0 +1,125 @@
+"""Commands on stored studies: list them, a study's status, its report, exports, the dashboard, the transfer
+effect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hpo.cli.app import StorageOption, StudyName, app, console, quiet, study_name
+
+PANEL = "Results"
+
+studies_app = typer.Typer(help="The studies in the storage; `hpo studies delete NAME` removes one.",
+                          invoke_without_command=True, no_args_is_help=False)
+app.add_typer(studies_app, name="studies", rich_help_panel=PANEL)
+
+
+@studies_app.callback()
+def studies(ctx: typer.Context, storage: StorageOption = None) -> None:
+    """List the studies in the storage: trial states, budget and best value."""
+    ctx.obj = storage
+    if ctx.invoked_subcommand is None:
+        from hpo.results.studies import list_studies
+
+        console.print(list_studies(storage), soft_wrap=True)
+
+
+@studies_app.command("delete")
+def delete_study(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The study to delete, with all its trials.", callback=study_name)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    storage: StorageOption = None,
+) -> None:
+    """Delete a study and all its trials (asks for confirmation unless --yes)."""
+    from hpo.results.studies import delete_study as delete
+
+    if not yes and not typer.confirm(f"Delete study {name!r} and all its trials?", default=False):
+        raise typer.Abort()
+    console.print(delete(storage or ctx.obj, name), soft_wrap=True)  # --storage before `delete` or after it
+
+
+@app.command(rich_help_panel=PANEL)
+def status(name: StudyName, storage: StorageOption = None) -> None:
+    """A study's state counts, budget used, best F1, running trials (worker, age, last heartbeat), retries."""
+    from hpo.results.status import study_status
+
+    console.print(study_status(name, storage))
+
+
+@app.command(rich_help_panel=PANEL)
+def report(
+    name: StudyName,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The HTML file to write. Default: NAME-report.html")
+    ] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Write one self-contained HTML file (works offline) of plotly figures for a study."""
+    from hpo.results.report import report_study
+
+    console.print(report_study(name, output or Path(f"{name}-report.html"), storage), highlight=False)
+
+
+@app.command(rich_help_panel=PANEL)
+def export(
+    name: StudyName,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Export the k best configs (for --enqueue).")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="yaml (a runnable study file) or training-args (JSON for HF Trainer).")
+    ] = "yaml",
+    trial: Annotated[int | None, typer.Option("--trial", help="Export this trial instead of the best.")] = None,
+    storage: StorageOption = None,
+) -> None:
+    """Export the best trial as a runnable study file with every searched field fixed (or the k best configs,
+    or TrainingArguments JSON)."""
+    from hpo.results.export import export_study
+
+    console.print(export_study(name, output, top=top, output_format=output_format, trial=trial, storage=storage),
+                  highlight=False)
+
+
+@app.command(rich_help_panel=PANEL)
+def dashboard(
+    storage: StorageOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Start optuna-dashboard on the configured storage (the study's metric is named val_f1)."""
+    from hpo.errors import HpoError
+    from hpo.settings import resolve_storage
+    from hpo.storage import open_storage, storage_exists
+
+    target = resolve_storage(storage, None)
+    if not storage_exists(target):
+        raise HpoError(f"nothing to show: {target.display} does not exist (run a study first, or give --storage)")
+    backend = open_storage(target)
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise HpoError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
+    console.print(f"optuna-dashboard on {target.display}: http://{host}:{port}/  (Ctrl-C stops it)")
+    run_server(backend, host=host, port=port)
+
+
+@app.command("transfer-effect", rich_help_panel=PANEL)
+def transfer_effect(
+    name: StudyName,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per trained row, paired across rows.")] = 5,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem).")
+    ] = Path("transfer.html"),
+    storage: StorageOption = None,
+) -> None:
+    """Measure what the source task bought on the target's test split: zero-shot, linear probe, target only and
+    transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer)."""
+    from hpo.results.transfer import transfer_effect as measure
+    from hpo.storage import load_study
+
+    quiet()
+    study, target = load_study(name, storage)
+    measure(study, seeds=seeds, output=output, storage=target.url, console=console)

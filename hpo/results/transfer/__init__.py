@@ -1,0 +1,177 @@
+"""`hpo transfer-effect NAME`: what the source task bought, measured on the target's held-out test split.
+
+Four rows, each over the same seeds (paired by seed):
+
+- zero-shot: no training; each test text gets the label whose (lightly normalised) name embeds closest, by
+  cosine, in the mean-pooled pretrained encoder. Deterministic, so the same value for every seed.
+- linear probe: the encoder frozen whole (freeze_depth = every layer), λ = 1; only the target head learns, with
+  the target-only config's other fields (learning rate, epochs…).
+- target only: the best config at λ = 1 found with the study's search budget (choose.py).
+- transfer: the study's best config with λ < 1.
+
+Each trained row, for each seed s: the study's base training config with the trial's parameters and `seed = s`,
+fitted with `Workbench.fit` (as the search did), the weights of its best validation step kept, then evaluated once
+on the test split (F1 with the study's `f1_average`, and accuracy). The test split is read here only, never in a
+search. The seeds are the study's training seed, +1, +2…, so the first seed repeats the search trial's own run
+(its validation F1 is the trial's value on the same device and precision).
+
+Statistics (stats.py): the mean over seeds and a 95% confidence interval with Student's t (n - 1 degrees of
+freedom); the transfer gain is transfer - target only, paired by seed, with its own t interval; NEGATIVE TRANSFER
+is flagged when the gain's interval lies wholly below 0 (upper bound < 0). With one seed the intervals are
+undefined (NaN) and nothing is flagged.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo.errors import HpoError
+from hpo.results.transfer.choose import MIN_TARGET_ONLY_TRIALS, Picked, target_only_choice, transfer_choice
+from hpo.results.transfer.measure import Row, config_for, fit_and_test, normalise_label, zero_shot
+from hpo.results.transfer.page import gain_line, text_table, write_outputs
+from hpo.results.transfer.stats import (
+    CI_METHOD,
+    CONFIDENCE,
+    is_negative_transfer,
+    json_number,
+    json_numbers,
+    mean_ci,
+    paired_gain,
+)
+from hpo.spec import StudySpec, stored_spec
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from hpo.train.data import Corpus
+    from hpo.workbench import Workbench
+
+__all__ = ["CONFIDENCE", "MIN_TARGET_ONLY_TRIALS", "ROWS", "is_negative_transfer", "mean_ci", "normalise_label",
+           "paired_gain", "transfer_effect", "write_outputs"]
+
+ROWS = ("zero-shot", "linear probe", "target only", "transfer")
+Trained = dict[str, tuple[Picked, dict[str, Any], str]]  # row -> (the trial it comes from, its params, a note)
+
+
+def transfer_effect(
+    study: optuna.Study, *, seeds: int = 5, output: Path, storage: str, console: Console | None = None,
+) -> dict[str, Any]:
+    """Measure the four rows over `seeds` seeds on the target's test split; print the table and the gain; write
+    `output` (HTML, plotly.js inside) and the same stem with .json. Returns what the JSON holds."""
+    from rich.console import Console
+
+    from hpo.train.data import load_test
+    from hpo.workbench import open_workbench
+
+    if seeds < 1:
+        raise HpoError(f"--seeds must be at least 1 (got {seeds})")
+    console = console or Console()
+    started = time.monotonic()
+    spec, _ = stored_spec(study)
+    transfer = transfer_choice(study, spec)  # fails fast, before anything is trained
+    with console.status("checking the model and loading data…"):
+        bench = open_workbench(spec, f"study {study.study_name!r}")
+        test = load_test(spec.target, bench.data.target_train.label_names)
+    target_only = target_only_choice(study, spec, storage, console)
+    with console.status("loading the model…"):
+        trained = _trained_rows(bench, transfer, target_only)
+    seed_list = [spec.base_config().seed + i for i in range(seeds)]
+    rows = _measure(bench, spec, test, trained, seed_list, console)
+    result = _result(study, spec, test, rows, seed_list, target_only, time.monotonic() - started)
+    console.print(text_table(result))
+    console.print(gain_line(result), highlight=False)
+    console.print(f"[dim]{CI_METHOD}[/]", highlight=False)
+    write_outputs(result, Path(output))
+    console.print(f"wrote {output} and {Path(output).with_suffix('.json')}", highlight=False)
+    return result
+
+
+def _trained_rows(bench: Workbench, transfer: Picked, target_only: Picked) -> Trained:
+    from hpo.train.model import encoder_layers
+
+    depth = len(encoder_layers(bench.bundle.encoder))
+    return {
+        "linear probe": (target_only, {**target_only.trial.params, "source_weight": 1.0, "freeze_depth": depth},
+                         f"encoder frozen (freeze_depth = {depth}, every layer), λ = 1; the other fields from the "
+                         f"target-only config (trial {target_only.trial.number} of {target_only.study!r})"),
+        "target only": (target_only, {**target_only.trial.params, "source_weight": 1.0}, target_only.note),
+        "transfer": (transfer, dict(transfer.trial.params), transfer.note),
+    }
+
+
+def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, seeds: list[int],
+             console: Console) -> dict[str, Row]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    rows = {name: Row(name) for name in ROWS}
+    for name, (choice, params, note) in trained.items():
+        rows[name].choice, rows[name].note = choice, note
+        rows[name].config = config_for(spec, params).model_dump(mode="json", exclude={"seed"})
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        overall = progress.add_task("zero-shot", total=1 + len(trained) * len(seeds))
+        _zero_shot_row(rows["zero-shot"], bench, spec, test, len(seeds), progress)
+        progress.advance(overall)
+        steps = progress.add_task("", total=None)
+        for name, (_choice, params, _note) in trained.items():
+            for index, seed in enumerate(seeds, start=1):
+                progress.update(overall, description=f"{name} · seed {seed} ({index}/{len(seeds)})")
+                progress.reset(steps, total=None, description="  steps")
+                _fit_row(rows[name], bench, config_for(spec, params, seed=seed), test, progress, steps)
+                progress.advance(overall)
+    return rows
+
+
+def _zero_shot_row(row: Row, bench: Workbench, spec: StudySpec, test: Corpus, seeds: int, progress: Progress) -> None:
+    config = config_for(spec, {})
+    tick = time.monotonic()
+    f1, accuracy, label_texts = zero_shot(bench, test, config)
+    row.f1, row.accuracy = [f1] * seeds, [accuracy] * seeds
+    row.note = ("no training: nearest label-name embedding (cosine, mean-pooled pretrained encoder); "
+                "deterministic, the same value for every seed")
+    row.config = {"label_texts": label_texts, "max_length": config.max_length, "pooling": "mean"}
+    progress.console.print(f"zero-shot      test F1 {f1:.4f}  accuracy {accuracy:.4f}  "
+                           f"({time.monotonic() - tick:.0f} s)", highlight=False)
+
+
+def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Progress, steps: Any) -> None:
+    tick = time.monotonic()
+    try:
+        f1, accuracy, val_f1 = fit_and_test(
+            bench, config, test, on_step=lambda step, total: progress.update(steps, completed=step, total=total))
+    except HpoError as exc:
+        raise HpoError(f"{row.name}: {exc}") from None
+    row.f1.append(f1)
+    row.accuracy.append(accuracy)
+    row.val_f1.append(val_f1)
+    progress.console.print(f"{row.name:<14} seed {config.seed:<3} test F1 {f1:.4f}  accuracy {accuracy:.4f}  "
+                           f"(val F1 {val_f1:.4f}, {time.monotonic() - tick:.0f} s)", highlight=False)
+
+
+def _result(study: optuna.Study, spec: StudySpec, test: Corpus, rows: dict[str, Row], seeds: list[int],
+            target_only: Picked, wall_seconds: float) -> dict[str, Any]:
+    """What the JSON holds (and the page and the terminal show)."""
+    average = spec.base_config().f1_average
+    gain = paired_gain(rows["transfer"].f1, rows["target only"].f1)
+    per_seed = [a - b for a, b in zip(rows["transfer"].f1, rows["target only"].f1, strict=True)]
+    return {
+        "study": study.study_name,
+        "metric": f"test {average} F1",
+        "f1_average": average,
+        "test": {"dataset": spec.target.test_label, "documents": len(test), "classes": len(test.label_names)},
+        "seeds": seeds,
+        "confidence": CONFIDENCE,
+        "ci_method": CI_METHOD,
+        "rows": {name: row.summary() for name, row in rows.items()},
+        "gain": {"definition": "transfer - target only, test F1, paired by seed", "per_seed": json_numbers(per_seed),
+                 "mean": json_number(gain[0]), "ci": [json_number(gain[1]), json_number(gain[2])]},
+        "negative_transfer": is_negative_transfer(gain[2]),
+        "negative_transfer_rule": "flagged when the gain's 95% CI upper bound is below 0",
+        "target_only": {"study": target_only.study, "min_own_trials": MIN_TARGET_ONLY_TRIALS,
+                        "searched": target_only.study != study.study_name},
+        "wall_seconds": round(wall_seconds, 1),
+    }

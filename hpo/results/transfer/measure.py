@@ -1,0 +1,127 @@
+"""The transfer effect's measurements on the held-out test split: zero-shot (no training), and fits of a config
+over seeds, each keeping the weights of its best validation step, as a search trial's best step."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpo.errors import HpoError
+from hpo.results.transfer.choose import Picked
+from hpo.results.transfer.stats import json_number, json_numbers, mean_ci
+from hpo.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from hpo.spec import StudySpec
+    from hpo.train.data import Corpus
+    from hpo.workbench import Workbench
+
+__all__ = ["Row", "config_for", "fit_and_test", "normalise_label", "zero_shot"]
+
+
+@dataclass
+class Row:
+    name: str
+    f1: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_f1: list[float] = field(default_factory=list)  # the best validation F1 of each fit (the weights kept)
+    choice: Picked | None = None
+    config: dict[str, Any] | None = None
+    note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        mean, low, high = mean_ci(self.f1)
+        acc, acc_low, acc_high = mean_ci(self.accuracy)
+        return {
+            "f1": json_numbers(self.f1), "accuracy": json_numbers(self.accuracy),
+            "f1_mean": json_number(mean), "f1_ci": [json_number(low), json_number(high)],
+            "accuracy_mean": json_number(acc), "accuracy_ci": [json_number(acc_low), json_number(acc_high)],
+            "val_f1": json_numbers(self.val_f1) or None,
+            "trial": self.choice.record() if self.choice else None,
+            "config": self.config, "note": self.note,
+        }
+
+
+def config_for(spec: StudySpec, params: dict[str, Any], **update: Any) -> TrainConfig:
+    """The study's base training config with a trial's parameters (and `update`) filled in."""
+    return TrainConfig.model_validate({**spec.base_config().model_dump(), **params, **update})
+
+
+def normalise_label(name: str) -> str:
+    """A label name as words: "money-fx" -> "money fx", "comp.sys.mac.hardware" -> "comp sys mac hardware"."""
+    return re.sub(r"[\s._\-/:]+", " ", name).strip() or name
+
+
+def _embed(model: Any, data: Any, pad_id: int, where: Any, batch_size: int) -> Any:
+    """Unit-length mean-pooled embeddings of every row of `data`, in row order."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from hpo.train.loop import collate
+
+    order = np.argsort(data.lengths, kind="stable")
+    out = torch.empty(len(data), model.encoder.config.hidden_size)
+    with torch.inference_mode(), torch.autocast(where.device.type, dtype=where.autocast or torch.float32,
+                                                 enabled=where.autocast is not None):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask, _ = collate(data, rows, pad_id, where.device)
+            out[torch.from_numpy(rows)] = F.normalize(model.pool(ids, mask).float(), dim=-1).cpu()
+    return out
+
+
+def zero_shot(bench: Workbench, test: Corpus, config: TrainConfig) -> tuple[float, float, list[str]]:
+    """Test F1 and accuracy of labelling each text by the nearest label-name embedding (cosine); and the label
+    texts used. No training, no randomness."""
+    import numpy as np
+
+    from hpo.train.data import Corpus
+    from hpo.train.loop import placement
+    from hpo.train.metrics import accuracy, f1
+    from hpo.train.model import TransferModel
+
+    where = placement(config)
+    names = [normalise_label(name) for name in test.label_names]
+    labels = Corpus(tuple(names), np.arange(len(names), dtype=np.int64), tuple(names))
+    model = TransferModel(bench.bundle.fresh_encoder(), len(names), 1, "mean").to(where.device).eval()
+    batch = config.batch_size * 4
+    label_vectors = _embed(model, bench.encoded(labels, config.max_length), bench.pad_id, where, batch)
+    text_vectors = _embed(model, bench.encoded(test, config.max_length), bench.pad_id, where, batch)
+    predictions = (text_vectors @ label_vectors.T).argmax(-1).numpy()
+    del model
+    _release(where.device)
+    return f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), names
+
+
+def fit_and_test(
+    bench: Workbench, config: TrainConfig, test: Corpus, *, on_step: Callable[[int, int], None] | None = None,
+) -> tuple[float, float, float]:
+    """Fit `config` as a search trial would, keep the best validation step's weights, and return its test F1
+    (the config's f1_average), test accuracy and the validation F1 of the step kept."""
+    from hpo.train.loop import NonFiniteLoss, evaluate, placement
+    from hpo.train.metrics import accuracy, f1
+
+    where = placement(config)
+    try:
+        fit = bench.fit_keeping_best(config, on_step=on_step)
+    except NonFiniteLoss as exc:
+        raise HpoError(f"seed {config.seed}: {exc}") from None
+    predictions = evaluate(fit.model, bench.encoded(test, config.max_length), bench.pad_id, where.device,
+                           where.autocast, config.batch_size * 4)
+    val_f1 = fit.best.f1
+    del fit  # free the model before releasing memory
+    _release(where.device)
+    return f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), val_f1
+
+
+def _release(device: Any) -> None:
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

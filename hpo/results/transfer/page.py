@@ -1,0 +1,121 @@
+"""The transfer effect's outputs: the terminal table and the gain's line, and the HTML page (a bar chart with
+error bars, the table, plotly.js inside) with the JSON beside it."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from hpo.files import html_page, write_output
+
+__all__ = ["gain_line", "text_table", "write_outputs"]
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _ci_text(ci: list[float | None], signed: bool = False) -> str:
+    low, high = ci
+    if low is None or high is None:
+        return "undefined (n = 1)"
+    return f"[{_fmt(low, signed)}, {_fmt(high, signed)}]"
+
+
+def _config_text(summary: dict[str, Any]) -> str:
+    trial = summary["trial"]
+    return f"trial {trial['trial']} of {trial['study']}" if trial else "none (no training)"
+
+
+def text_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"transfer effect · study {result['study']} · {result['metric']} on the test split "
+                        f"({result['test']['dataset']}, {result['test']['documents']} documents) · "
+                        f"{len(result['seeds'])} seeds", title_justify="left")
+    for column, justify in (("row", "left"), ("mean F1", "right"), ("95% CI", "right"), ("accuracy", "right"),
+                            ("per seed (F1)", "left"), ("config", "left")):
+        table.add_column(column, justify=justify, no_wrap=column in ("row", "95% CI"))
+    for name, row in result["rows"].items():
+        table.add_row(name, _fmt(row["f1_mean"]), _ci_text(row["f1_ci"]), _fmt(row["accuracy_mean"]),
+                      " ".join(_fmt(v) for v in row["f1"]), _config_text(row))
+    return table
+
+
+def gain_line(result: dict[str, Any]) -> str:
+    gain = result["gain"]
+    line = (f"transfer gain (transfer - target only, paired by seed): [bold]{_fmt(gain['mean'], True)}[/] "
+            f"95% CI {_ci_text(gain['ci'], True)}")
+    if result["negative_transfer"]:
+        return line + "  [bold red]NEGATIVE TRANSFER[/] (the whole interval is below 0)"
+    return line
+
+
+def write_outputs(result: dict[str, Any], output: Path) -> None:
+    """The HTML page (bar chart with error bars, the table, plotly.js inside) and the JSON beside it."""
+    write_output(output, _page(result))
+    write_output(output.with_suffix(".json"), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+
+def _figure(result: dict[str, Any]) -> Any:
+    import plotly.graph_objects as go
+
+    names = list(result["rows"])
+    rows = [result["rows"][n] for n in names]
+    means = [r["f1_mean"] for r in rows]
+    plus = [None if r["f1_ci"][1] is None else r["f1_ci"][1] - r["f1_mean"] for r in rows]
+    minus = [None if r["f1_ci"][0] is None else r["f1_mean"] - r["f1_ci"][0] for r in rows]
+    colors = ["#7f7f7f", "#9467bd", "#2ca02c", "#1f77b4"]
+    figure = go.Figure(go.Bar(
+        x=names, y=means, name="mean over seeds", marker_color=colors[: len(names)],
+        error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "visible": True},
+        hovertemplate="%{x}: %{y:.4f}<extra></extra>",
+    ))
+    xs = [n for n, r in zip(names, rows, strict=True) for _ in r["f1"]]
+    ys = [v for r in rows for v in r["f1"]]
+    seeds = [s for r in rows for s in result["seeds"][: len(r["f1"])]]
+    figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="per seed", customdata=seeds,
+                                marker={"color": "black", "size": 6, "opacity": 0.6},
+                                hovertemplate="%{x}, seed %{customdata}: %{y:.4f}<extra></extra>"))
+    figure.update_layout(template="plotly_white", height=450, margin_t=40,
+                         yaxis_title=result["metric"], yaxis_rangemode="tozero",
+                         title=f"{result['metric']}: mean and 95% CI (Student's t) over {len(result['seeds'])} seeds")
+    return figure
+
+
+def _page(result: dict[str, Any]) -> str:
+    graph = _figure(result).to_html(full_html=False, include_plotlyjs=True, div_id="fig-transfer-effect",
+                                    config={"displaylogo": False, "responsive": True})
+    esc = html.escape
+    body = []
+    for name, row in result["rows"].items():
+        body.append(
+            f'<tr data-row="{esc(name)}"><td>{esc(name)}</td><td class="num">{_fmt(row["f1_mean"])}</td>'
+            f'<td class="num">{esc(_ci_text(row["f1_ci"]))}</td><td class="num">{_fmt(row["accuracy_mean"])}</td>'
+            f'<td>{esc(" ".join(_fmt(v) for v in row["f1"]))}</td><td>{esc(_config_text(row))}</td>'
+            f'<td class="note">{esc(row["note"])}</td></tr>'
+        )
+    gain = result["gain"]
+    flag = ('<strong class="negative" id="negative-transfer">NEGATIVE TRANSFER</strong> (the whole interval is '
+            "below 0)") if result["negative_transfer"] else '<span id="negative-transfer">no negative transfer</span>'
+    title = f"transfer effect: study {result['study']}"
+    return html_page(title, f"""<h1>{esc(title)}</h1>
+<p>{esc(result['metric'])} on the held-out test split of {esc(result['test']['dataset'])}
+({result['test']['documents']} documents, {result['test']['classes']} classes), seeds
+{esc(", ".join(map(str, result['seeds'])))}.</p>
+{graph}
+<table id="transfer-table">
+<thead><tr><th>row</th><th>mean F1</th><th>95% CI</th><th>accuracy</th><th>per seed (F1)</th><th>config</th>
+<th>what</th></tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody>
+</table>
+<p id="gain">transfer gain ({esc(gain['definition'])}): <b>{_fmt(gain['mean'], True)}</b>, 95% CI
+{esc(_ci_text(gain['ci'], True))}; per seed {esc(" ".join(_fmt(v, True) for v in gain['per_seed']))}. {flag}</p>
+<p class="method">{esc(result['ci_method'])} Negative transfer is {esc(result['negative_transfer_rule'])}.</p>""",
+                     style="td.note, .method { color: #555; font-size: 90%; }\n.negative { color: #c00; }\n")

@@ -1,0 +1,163 @@
+"""objective(trial): suggested params -> one fine-tune -> best validation F1, with everything recorded.
+
+Outcomes map to trial states in one place, Optuna's `_run_trial`: `TrialPruned` -> PRUNED, `TrialFailed`
+(listed in `catch`) -> FAIL and the study goes on. Every failure records `failure_reason` first.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, Protocol
+
+import optuna
+
+from hpo.errors import HpoError
+from hpo.preemption import Preempted
+from hpo.search.space import suggest
+from hpo.spec import StudySpec
+from hpo.storage import retry_trial
+from hpo.train.config import TrainConfig
+from hpo.train.loop import Evaluation, NonFiniteLoss, placement
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hpo.workbench import Workbench
+
+__all__ = ["Objective", "Reporter", "TimeLimitExceeded", "TrialFailed"]
+
+
+class TrialFailed(Exception):
+    """A trial that failed for a reason of its own (NaN loss, out of memory, time limit, bad data)."""
+
+
+class TimeLimitExceeded(RuntimeError):
+    """The trial ran past the study's `time_limit_s`: a search's guard against runaway trials."""
+
+
+class Reporter(Protocol):
+    def trial_started(self, number: int, config: TrainConfig, searched: list[str]) -> None: ...
+    def step(self, step: int, total: int) -> None: ...
+    def evaluated(self, evaluation: Evaluation, epochs: int) -> None: ...
+
+
+def worker_identity() -> dict[str, Any]:
+    """Who runs a trial: host, process, GPU, and the scheduler's job and task ids when there is one."""
+    identity: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    for key, variable in (("gpu", "CUDA_VISIBLE_DEVICES"), ("slurm_job_id", "SLURM_JOB_ID"),
+                          ("slurm_array_task_id", "SLURM_ARRAY_TASK_ID"), ("k8s_index", "JOB_COMPLETION_INDEX"),
+                          ("k8s_pod", "POD_NAME")):
+        if os.environ.get(variable):
+            identity[key] = os.environ[variable]
+    return identity
+
+
+class Objective:
+    def __init__(self, spec: StudySpec, bench: Workbench, reporter: Reporter, worker_seed: int) -> None:
+        self.spec = spec
+        self.bench = bench
+        self.reporter = reporter
+        self.identity = {**worker_identity(), "worker_seed": worker_seed}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = suggest(trial, self.spec)
+        where = placement(config)
+        for key, value in {**self.identity, "device": str(where.device), "precision": where.precision}.items():
+            trial.set_user_attr(key, value)
+        self.reporter.trial_started(trial.number, config, list(self.spec.searched()))
+        curve: list[Evaluation] = []
+        try:
+            result = self._fit(trial, config, curve, where)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure_reason", "interrupted")
+            raise
+        except Preempted:
+            # Queued before Optuna fails this trial, so the retry holds the place the failure frees.
+            trial.set_user_attr("failure_reason", "preempted")
+            retry_trial(trial.study, trial, "preempted", self.spec.max_retries)
+            raise
+        except Exception as exc:  # every other outcome of one trial is that trial's failure
+            reason = _reason(exc)
+            trial.set_user_attr("failure_reason", reason)
+            if not isinstance(exc, _EXPECTED):
+                trial.set_user_attr("failure_traceback", traceback.format_exc(limit=8)[-4000:])
+            raise TrialFailed(reason) from exc
+        finally:
+            _record(trial, curve)
+            _release_memory(where.device)
+        trial.set_user_attr("trainable_params", result.trainable_params)
+        return result.best.f1
+
+    def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any) -> Any:
+        model = self.bench.new_model(config)
+        trial.set_user_attr("trainable_params", sum(p.numel() for p in model.parameters() if p.requires_grad))
+        started = time.monotonic()
+
+        def on_eval(evaluation: Evaluation) -> None:
+            curve.append(evaluation)
+            trial.report(evaluation.f1, evaluation.step)
+            trial.set_user_attr("f1_curve", [[e.step, e.epoch, round(e.f1, 5)] for e in curve])
+            self.reporter.evaluated(evaluation, config.epochs)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.step} (val F1 {evaluation.f1:.4f})")
+
+        def on_step(step: int, total: int) -> None:
+            self.reporter.step(step, total)
+            limit = config.time_limit_s
+            if limit is not None and time.monotonic() - started > limit:
+                raise TimeLimitExceeded(f"passed the time limit of {limit:g} s at step {step}")
+
+        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where)[1]
+
+
+def _record(trial: optuna.Trial, curve: list[Evaluation]) -> None:
+    """What every trial records, pruned and failed ones included (documented in the README)."""
+    if not curve:
+        trial.set_user_attr("epochs_completed", 0.0)
+        return
+    best = max(curve, key=lambda e: e.f1)
+    last = curve[-1]
+    trial.set_user_attr("epochs_completed", last.epoch)
+    trial.set_user_attr("train_seconds", round(last.train_seconds, 3))
+    trial.set_user_attr("samples_per_second", round(last.samples_seen / max(last.train_seconds, 1e-9), 2))
+    trial.set_user_attr("best_step", best.step)
+    trial.set_user_attr("best_epoch", best.epoch)
+    trial.set_user_attr("best_accuracy", round(best.accuracy, 5))
+
+
+def _release_memory(device: Any) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _out_of_memory_types() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (torch.cuda.OutOfMemoryError,)
+
+
+_EXPECTED: tuple[type[BaseException], ...] = (NonFiniteLoss, TimeLimitExceeded, HpoError)
+
+
+def _reason(exc: BaseException) -> str:
+    labels: dict[type[BaseException], Callable[[BaseException], str]] = {
+        NonFiniteLoss: lambda e: f"non-finite loss: {e}",
+        TimeLimitExceeded: lambda e: f"time limit: {e}",
+    }
+    for kind, label in labels.items():
+        if isinstance(exc, kind):
+            return label(exc)
+    if isinstance(exc, _out_of_memory_types()):
+        return "out of memory: " + str(exc).splitlines()[0]
+    if isinstance(exc, HpoError):
+        return f"data: {exc}"
+    return f"error: {type(exc).__name__}: {exc}"

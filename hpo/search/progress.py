@@ -1,0 +1,180 @@
+"""The live progress display of a run, and its closing summary table (rich)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.train.config import TrainConfig
+    from hpo.train.loop import Evaluation
+
+__all__ = ["LiveDisplay", "clock", "format_params", "summary_table"]
+
+
+def format_params(params: dict[str, Any]) -> str:
+    short = {"learning_rate": "lr", "source_weight": "λ", "freeze_depth": "freeze", "penalty_reference": "ref"}
+    return "  ".join(f"{short.get(k, k)}={_fmt(v)}" for k, v in params.items())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e3 else f"{value:.2e}"
+    return str(value)
+
+
+def clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class LiveDisplay:
+    """Implements the objective's Reporter. On a terminal it redraws a panel; elsewhere (CI, log files) it
+    prints one line per finished trial, which it also does above the panel on a terminal."""
+
+    def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter) -> None:
+        self.console = console
+        self.study_name = study_name
+        self.budget = budget
+        self.counts = counts  # of trial states; the runner keeps it current
+        self.best: tuple[float, int] | None = None
+        self.started = time.monotonic()
+        self.trial_walls: list[float] = []
+        self._trial: int | None = None
+        self._trial_started = 0.0
+        self._params = ""
+        self._step = (0, 0)
+        self._eval: Evaluation | None = None
+        self._epochs = 0
+        self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
+
+    def __enter__(self) -> LiveDisplay:
+        if self._live:
+            self._live.start()
+            self._live.update(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._live.stop()
+
+    # -- Reporter ---------------------------------------------------------------------------------------
+
+    def trial_started(self, number: int, config: TrainConfig, searched: list[str]) -> None:
+        self._trial, self._trial_started = number, time.monotonic()
+        self._params = format_params({k: getattr(config, k) for k in searched})
+        self._step, self._eval, self._epochs = (0, 0), None, config.epochs
+        self._refresh()
+
+    def step(self, step: int, total: int) -> None:
+        self._step = (step, total)
+        if step % 4 == 0 or step == total:
+            self._refresh()
+
+    def evaluated(self, evaluation: Evaluation, epochs: int) -> None:
+        self._eval = evaluation
+        self._refresh()
+
+    # -- from the runner ----------------------------------------------------------------------------------
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
+        wall = time.monotonic() - self._trial_started
+        self.trial_walls.append(wall)
+        state = trial.state.name
+        if trial.value is not None and state == "COMPLETE" and (self.best is None or trial.value > self.best[0]):
+            self.best = (trial.value, trial.number)
+        value = f"val F1 {trial.value:.4f}" if trial.value is not None else ""
+        if state == "PRUNED" and trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            value = f"val F1 {trial.intermediate_values[step]:.4f} at evaluation {step}"
+        reason = trial.user_attrs.get("failure_reason", "") if state == "FAIL" else ""
+        style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(state, "")
+        self.console.print(
+            f"trial {trial.number:>3} [{style}]{state:<8}[/] {value:<32} {clock(wall):>6}  "
+            f"{format_params(trial.params)}{'  ' + reason if reason else ''}",
+            highlight=False, soft_wrap=True,
+        )
+        self._refresh()
+
+    def note(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    # -- rendering --------------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        if self._live:
+            self._live.update(self)
+
+    def eta_seconds(self) -> float | None:
+        if self.budget is None or not self.trial_walls:
+            return None
+        done = self.counts["COMPLETE"] + self.counts["PRUNED"]
+        remaining = max(0, self.budget - done)
+        mean = sum(self.trial_walls) / len(self.trial_walls)
+        current = time.monotonic() - self._trial_started if self._trial is not None else 0.0
+        return max(0.0, remaining * mean - min(current, mean))
+
+    def __rich__(self) -> Group:
+        elapsed = time.monotonic() - self.started
+        eta = self.eta_seconds()
+        head = Text.assemble(
+            ("study ", "dim"), (self.study_name, "bold"),
+            ("   complete ", "dim"), (str(self.counts["COMPLETE"]), "green"),
+            ("  pruned ", "dim"), (str(self.counts["PRUNED"]), "yellow"),
+            ("  failed ", "dim"), (str(self.counts["FAIL"]), "red"),
+            ("   budget ", "dim"), (str(self.budget) if self.budget else "-", ""),
+            ("   best ", "dim"), (f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-", "bold"),
+            ("   elapsed ", "dim"), (clock(elapsed), ""),
+            ("  eta ", "dim"), (clock(eta) if eta is not None else "-", ""),
+        )
+        if self._trial is None:
+            return Group(head)
+        step, total = self._step
+        epoch = step / total * self._epochs if total else 0.0
+        f1 = f"{self._eval.f1:.4f} (evaluation {self._eval.step})" if self._eval else "-"
+        line = Text.assemble(
+            ("trial ", "dim"), (str(self._trial), "bold"),
+            ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
+            ("  step ", "dim"), (f"{step}/{total}", ""),
+            ("  val F1 ", "dim"), (f1, "cyan"),
+        )
+        return Group(head, line, Text(self._params, style="dim"))
+
+
+def summary_table(
+    study: optuna.Study, *, storage: str, wall_seconds: float, budget: int | None
+) -> Table:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state for t in trials)
+    table = Table(title=f"study {study.study_name}", show_header=False, title_justify="left")
+    table.add_column(style="dim")
+    table.add_column()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = max(complete, key=lambda t: t.value)
+        table.add_row("best val F1", f"[bold]{best.value:.4f}[/]  (trial {best.number}, "
+                      f"evaluation {best.user_attrs.get('best_step', '?')}, "
+                      f"accuracy {best.user_attrs.get('best_accuracy', float('nan')):.4f})")
+        for name, value in best.params.items():
+            table.add_row(f"  {name}", _fmt(value))
+    else:
+        table.add_row("best val F1", "no completed trial yet")
+    used = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    table.add_row("trials", f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+                  f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running")
+    table.add_row("budget", f"{used} / {budget}" if budget else f"{used} (no trial budget; deadline only)")
+    table.add_row("wall time", clock(wall_seconds))
+    table.add_row("storage", storage)
+    return table

@@ -1,0 +1,107 @@
+"""What the rest of the project asks a study's storage, answered with a query each instead of loading every trial,
+and the few storage handles a worker needs (its budget, its own running trial). The only place outside the
+storage classes that touches Optuna's private attributes (`study._storage`, `trial._trial_id`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import optuna
+from sqlalchemy import text
+
+from hpo.storage.outage import retrying
+
+__all__ = ["count_states", "fail_own_running_trial", "last_heartbeats", "limit_trials", "target_only_tally"]
+
+
+def _backend(study: optuna.Study) -> Any:
+    storage = study._storage
+    return getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in its trial cache
+
+
+def _engine(study: optuna.Study) -> Any:
+    """The SQLAlchemy engine under the study's storage, or None for an in-memory study."""
+    return getattr(_backend(study), "engine", None)
+
+
+@retrying
+def _rows(engine: Any, query: str, **values: Any) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(text(query), values))
+
+
+def count_states(study: optuna.Study) -> Counter[str]:
+    """Trials per state, counted by the database: the budget check runs before every trial of every worker, and
+    loading every trial for it would grow with the study."""
+    engine = _engine(study)
+    if engine is None:
+        return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    rows = _rows(engine, "SELECT t.state, count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                         "WHERE s.study_name = :name GROUP BY t.state", name=study.study_name)
+    return Counter({str(state): int(n) for state, n in rows})
+
+
+# A trial counts for the target-only share unless it FAILed; it is target only when its λ (source_weight) is 1 or
+# it carries the `target_only` attribute (a queued retry of a target-only trial, before its λ is set).
+_TALLY = """
+SELECT count(*), coalesce(sum(CASE WHEN
+    EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id AND p.param_name = 'source_weight'
+            AND p.param_value = 1.0)
+    OR EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'target_only'
+               AND a.value_json = 'true')
+    THEN 1 ELSE 0 END), 0)
+FROM trials t JOIN studies s ON s.study_id = t.study_id
+WHERE s.study_name = :name AND t.state <> 'FAIL' AND t.number <> :number
+"""
+
+
+def target_only_tally(study: optuna.Study, number: int) -> tuple[int, int]:
+    """(trials that count, target-only trials among them) over the whole study, trial `number` left out.
+
+    The sampler decides with it whether trial `number` is target only. It reads the storage, not the study it is
+    handed: under Hyperband Optuna hands samplers a study filtered to the trial's bracket."""
+    engine = _engine(study)
+    if engine is None:
+        counted = [t for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL" and t.number != number]
+        return len(counted), sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only"))
+                                 for t in counted)
+    ((counted, target_only),) = _rows(engine, _TALLY, name=study.study_name, number=number)
+    return int(counted), int(target_only)
+
+
+def last_heartbeats(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, by trial number, by the database's own clock. Optuna keeps
+    heartbeats in its `trial_heartbeats` table but has no public getter for them."""
+    engine = _engine(study)
+    numbers = {t._trial_id: t.number for t in trials}
+    if engine is None or not numbers:
+        return {}
+    ((now,),) = _rows(engine, "SELECT CURRENT_TIMESTAMP")
+    rows = _rows(engine, "SELECT trial_id, heartbeat FROM trial_heartbeats")
+    return {numbers[tid]: (_naive(now) - _naive(beat)).total_seconds() for tid, beat in rows if tid in numbers}
+
+
+def _naive(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def limit_trials(study: optuna.Study, budget: int | None) -> None:
+    """From now on this process's storage starts a trial of `study` only within `budget` (budget.py)."""
+    _backend(study).limit_trials(study._storage.get_study_id_from_name(study.study_name), budget)
+
+
+def fail_own_running_trial(study: optuna.Study, reason: str, max_retries: int) -> None:
+    """A preemption that came outside the objective (while Optuna created the trial, or stored its result) leaves
+    this process's latest trial RUNNING, maybe without a heartbeat that would ever go stale: queue its retry and
+    fail it here."""
+    from optuna.trial import TrialState
+
+    from hpo.storage.retries import fail_and_retry
+
+    trial_id = getattr(_backend(study), "last_started_trial_id", None)
+    if trial_id is not None and (trial := study._storage.get_trial(trial_id)).state == TrialState.RUNNING:
+        fail_and_retry(study, trial, reason, max_retries)

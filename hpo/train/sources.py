@@ -1,0 +1,81 @@
+"""Where a fine-tune's model and data come from: the `model:`, `source:` and `target:` sections of a study file.
+
+Defined here, beside `TrainConfig`, because the training code loads from them; `hpo.spec` composes them into a
+study file. Validated once (pydantic, unknown keys refused, booleans and non-finite numbers refused).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hpo.train.config import Strict
+
+__all__ = ["BUILTIN_DATASETS", "BUNDLED_MODELS", "DatasetSpec", "ModelSpec"]
+
+BUILTIN_DATASETS = ("20newsgroups", "reuters-r8", "reuters-r52")
+BUNDLED_MODELS = ("all-MiniLM-L6-v2",)
+
+
+class ModelSpec(Strict):
+    id: str = Field(description="Hub id, local directory, or `bundled:all-MiniLM-L6-v2` (offline).")
+    pooling: Literal["mean", "cls"] = "mean"
+    trust_remote_code: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"id": value} if isinstance(value, str) else value
+
+    @field_validator("id")
+    @classmethod
+    def _known_bundle(cls, value: str) -> str:
+        if value.startswith("bundled:") and value.removeprefix("bundled:") not in BUNDLED_MODELS:
+            raise ValueError(f"unknown bundled model {value!r}; bundled: {', '.join(BUNDLED_MODELS)}")
+        return value
+
+
+class DatasetSpec(Strict):
+    """Exactly one of `builtin`, `path` or `hub` says where the data comes from."""
+
+    builtin: str | None = Field(None, description=f"One of {', '.join(BUILTIN_DATASETS)}.")
+    path: Path | None = Field(None, description="Local CSV, JSON/JSONL or Parquet file (training data).")
+    test_path: Path | None = Field(None, description="Local file holding the test split, if any.")
+    hub: str | None = Field(None, description="A Hugging Face dataset id, loaded with `datasets`.")
+    hub_config: str | None = None
+    train_split: str = "train"
+    test_split: str | None = "test"
+    text_column: str = "text"
+    label_column: str = "label"
+    max_samples: Annotated[int, Field(ge=2)] | None = Field(
+        None, description="Stratified, seeded subsample of the training split."
+    )
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset {value!r}; built-in datasets: {', '.join(BUILTIN_DATASETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DatasetSpec:
+        given = [key for key in ("builtin", "path", "hub") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of builtin, path or hub (got {', '.join(given) or 'none'})")
+        if self.test_path is not None and self.path is None:
+            raise ValueError("test_path goes with path")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.builtin or self.hub or str(self.path)
+
+    @property
+    def test_label(self) -> str:
+        """What the test split is called in messages and outputs: its own file, not the training file."""
+        if self.path is not None:
+            return str(self.test_path) if self.test_path is not None else f"{self.path} (no test_path)"
+        return f"{self.label} (test split)"

@@ -1,0 +1,31 @@
+"""Learning quality, the one place the real bundled MiniLM is fine-tuned: a quickstart-sized trial on real R8
+reaches the validation macro-F1 the quickstart promises."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.search.algorithms import make_pruner
+from hpo.search.objective import Objective, TrialFailed
+from hpo.spec import load_spec
+from hpo.workbench import open_workbench
+from tests.builders import REPO, SilentReporter
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source_weight", [1.0, 0.6])
+def test_quickstart_sized_trial_reaches_080_macro_f1(source_weight):
+    spec = load_spec(REPO / "studies" / "quickstart.yaml")
+    # learning quality is the point here, not the search's per-trial time guard (a loaded CI machine may be slow)
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={"time_limit_s": None})})
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(spec.pruner, spec.max_evaluations()))
+    study.enqueue_trial({"learning_rate": 3e-4, "source_weight": source_weight, "freeze_depth": 2,
+                         "l1": 0.0, "l2": 0.0})
+    objective = Objective(spec, open_workbench(spec, "quickstart"), SilentReporter(), 0)
+    study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("failure_reason")
+    assert trial.value >= 0.80, trial.user_attrs["f1_curve"]
+    assert trial.user_attrs["best_accuracy"] >= 0.90
