@@ -84,14 +84,27 @@ n_trials: {n_trials}
 FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
 
 
+def _environment(env: dict[str, str] | None, barrier: Path | None = None) -> dict[str, str]:
+    environment = {**os.environ, "COLUMNS": "200", "PYTHONWARNINGS": "ignore", **(env or {}), **barrier_env(barrier)}
+    if "HPO_STORAGE" not in (env or {}):
+        environment.pop("HPO_STORAGE", None)
+    return environment
+
+
+def start_hpo(*args: str, cwd: Path, log: Path | None = None, env: dict[str, str] | None = None,
+              barrier: Path | None = None) -> subprocess.Popen:
+    """The real `hpo` command in the background, as a user starts it, output to `log` (or a pipe); with
+    `barrier`, its first reported trial stops mid-way until released (tests/barrier_site)."""
+    out = log.open("w") if log is not None else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", "hpo", *args], cwd=cwd, env=_environment(env, barrier),
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
 def start_worker(spec: Path, url: str, cwd: Path, log: Path, *, barrier: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`hpo run SPEC --storage URL` in the background, output to `log`, with fast heartbeats; with `barrier`,
-    the worker stops right after its first reported evaluation until released (tests/barrier_site)."""
-    environment = {**os.environ, **FAST_HEARTBEAT, "COLUMNS": "200", **(env or {}), **barrier_env(barrier)}
-    environment.pop("HPO_STORAGE", None)
-    return subprocess.Popen([sys.executable, "-m", "hpo", "run", str(spec), "--storage", url], cwd=cwd,
-                            env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    """`hpo run SPEC --storage URL` in the background with fast heartbeats (`start_hpo`)."""
+    return start_hpo("run", str(spec), "--storage", url, cwd=cwd, log=log, env={**FAST_HEARTBEAT, **(env or {})},
+                     barrier=barrier)
 
 
 def barrier_env(barrier: Path | None) -> dict[str, str]:
@@ -104,14 +117,15 @@ def barrier_env(barrier: Path | None) -> dict[str, str]:
         [site, *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def reach_barrier(barrier: Path, worker: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
-    """Wait until `worker` stands at its barrier; returns what it wrote (pid, trial number)."""
+def reach_barrier(barrier: Path, process: subprocess.Popen, log: Path | None = None, timeout: float = 180) -> dict:
+    """Wait until a worker of `process` stands at its barrier; returns what it wrote (pid, trial number)."""
     import json
 
     deadline = time.monotonic() + timeout
     while not (barrier / "reached").exists():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"the worker never reached its barrier:\n{log.read_text()[-3000:]}")
+        if process.poll() is not None or time.monotonic() > deadline:
+            shown = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            raise AssertionError(f"no worker reached its barrier:\n{shown}")
         time.sleep(0.05)
     return json.loads((barrier / "reached").read_text())
 
@@ -188,12 +202,10 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
-def hpo_cli(*args: str, cwd: Path, timeout: float = 600):
-    """Run the real `hpo` command in a subprocess, as a user would."""
-    env = {**os.environ, "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
-    env.pop("HPO_STORAGE", None)
-    command = [sys.executable, "-m", "hpo", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+def hpo_cli(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None):
+    """Run the real `hpo` command in a subprocess, as a user would, and wait for it."""
+    return subprocess.run([sys.executable, "-m", "hpo", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=_environment(env))
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

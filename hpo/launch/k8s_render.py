@@ -120,22 +120,38 @@ def render_job(
     _check_options(workers=workers, image=image, db_secret=db_secret, gpus_per_worker=gpus_per_worker,
                    namespace=namespace, cpu=cpu, memory=memory, service_account=service_account,
                    ttl_seconds=ttl_seconds, backoff_per_index=backoff_per_index, cache_pvc=cache_pvc)
-    selector = _node_selector(node_selector)
-    tolerations = [_toleration(item) for item in toleration]
     name = job_name(study_name, launched_at or datetime.now(UTC), suffix or secrets.token_hex(2))
-    labels = {APP_LABEL: APP, STUDY_LABEL: study_name}
-
-    config_map = k8s.V1ConfigMap(
-        api_version="v1", kind="ConfigMap",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-        data={STUDY_FILE: spec_text},
-        immutable=True,
+    metadata = k8s.V1ObjectMeta(name=name, namespace=namespace, labels={APP_LABEL: APP, STUDY_LABEL: study_name})
+    config_map = k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=metadata,
+                                 data={STUDY_FILE: spec_text}, immutable=True)
+    container = _container(image, db_secret, gpus_per_worker, cpu, memory, n_trials)
+    cache = (k8s.V1Volume(name="cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                 claim_name=cache_pvc)) if cache_pvc
+             else k8s.V1Volume(name="cache", empty_dir=k8s.V1EmptyDirVolumeSource()))
+    pod = k8s.V1PodSpec(
+        restart_policy="Never",  # backoffLimitPerIndex and podFailurePolicy require it
+        containers=[container],
+        volumes=[k8s.V1Volume(name="study", config_map=k8s.V1ConfigMapVolumeSource(name=name)), cache],
+        node_selector=_node_selector(node_selector) or None,
+        tolerations=[_toleration(item) for item in toleration] or None,
+        service_account_name=service_account,
+        security_context=k8s.V1PodSecurityContext(fs_group=IMAGE_GID),
     )
+    job = k8s.V1Job(api_version="batch/v1", kind="Job", metadata=metadata,
+                    spec=_job_spec(workers, backoff_per_index, ttl_seconds, metadata.labels, pod))
+    serialise = ApiClient().sanitize_for_serialization
+    return [_head_first(serialise(config_map)), _head_first(serialise(job))]
+
+
+def _container(image: str, db_secret: str, gpus: int, cpu: str, memory: str, n_trials: int | None) -> Any:
+    """The worker: `hpo run` on the study file from the ConfigMap, the storage URL from the Secret."""
+    from kubernetes import client as k8s
+
     requests = {"cpu": cpu, "memory": memory}
     limits = {"memory": memory}
-    if gpus_per_worker:
-        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus_per_worker)
-    container = k8s.V1Container(
+    if gpus:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
+    return k8s.V1Container(
         name=CONTAINER,
         image=image.strip(),
         command=["hpo", "run", f"{STUDY_DIR}/{STUDY_FILE}", *(["--n-trials", str(n_trials)] if n_trials else [])],
@@ -152,38 +168,27 @@ def render_job(
             k8s.V1VolumeMount(name="cache", mount_path=CACHE_DIR),
         ],
     )
-    cache = (k8s.V1Volume(name="cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
-                 claim_name=cache_pvc)) if cache_pvc
-             else k8s.V1Volume(name="cache", empty_dir=k8s.V1EmptyDirVolumeSource()))
-    pod = k8s.V1PodSpec(
-        restart_policy="Never",  # backoffLimitPerIndex and podFailurePolicy require it
-        containers=[container],
-        volumes=[k8s.V1Volume(name="study", config_map=k8s.V1ConfigMapVolumeSource(name=name)), cache],
-        node_selector=selector or None,
-        tolerations=tolerations or None,
-        service_account_name=service_account,
-        security_context=k8s.V1PodSecurityContext(fs_group=IMAGE_GID),
+
+
+def _job_spec(workers: int, backoff_per_index: int, ttl_seconds: int | None, labels: dict[str, str],
+              pod: Any) -> Any:
+    """An Indexed Job of `workers` pods: a failed index restarts up to `backoff_per_index` times; an evicted or
+    preempted pod (DisruptionTarget) is replaced without counting; a replacement starts once the old pod ended."""
+    from kubernetes import client as k8s
+
+    return k8s.V1JobSpec(
+        completion_mode="Indexed",
+        completions=workers,
+        parallelism=workers,
+        backoff_limit_per_index=backoff_per_index,
+        pod_failure_policy=k8s.V1PodFailurePolicy(rules=[k8s.V1PodFailurePolicyRule(
+            action="Ignore",
+            on_pod_conditions=[k8s.V1PodFailurePolicyOnPodConditionsPattern(type="DisruptionTarget", status="True")],
+        )]),
+        pod_replacement_policy="Failed",
+        ttl_seconds_after_finished=ttl_seconds,
+        template=k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels=labels), spec=pod),
     )
-    job = k8s.V1Job(
-        api_version="batch/v1", kind="Job",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-        spec=k8s.V1JobSpec(
-            completion_mode="Indexed",
-            completions=workers,
-            parallelism=workers,
-            backoff_limit_per_index=backoff_per_index,
-            pod_failure_policy=k8s.V1PodFailurePolicy(rules=[k8s.V1PodFailurePolicyRule(
-                action="Ignore",
-                on_pod_conditions=[k8s.V1PodFailurePolicyOnPodConditionsPattern(type="DisruptionTarget",
-                                                                                 status="True")],
-            )]),
-            pod_replacement_policy="Failed",
-            ttl_seconds_after_finished=ttl_seconds,
-            template=k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels=labels), spec=pod),
-        ),
-    )
-    serialise = ApiClient().sanitize_for_serialization
-    return [_head_first(serialise(config_map)), _head_first(serialise(job))]
 
 
 def job_name(study_name: str, launched_at: datetime, suffix: str) -> str:

@@ -17,15 +17,6 @@ from tests.builders import hpo_cli, write_study
 R8_TEST_SIZE = 2189
 
 
-def _cli_has(command: str) -> bool:
-    from hpo.cli import app
-
-    return any((c.name or c.callback.__name__) == command for c in app.registered_commands)
-
-
-CLI = {command: _cli_has(command) for command in ("predict", "evaluate")}
-
-
 # -- metrics, by hand ---------------------------------------------------------------------------------------------
 
 
@@ -171,19 +162,13 @@ def test_saved_classifier_reloads_to_the_same_function(saved):
 
 
 def test_predict_gives_the_in_memory_model_s_labels_and_probabilities(saved, tmp_path):
-    """`hpo predict DIR texts.csv -o out.csv` (in-process until the command is wired into the CLI)."""
+    """`hpo predict DIR texts.csv -o out.csv`."""
     texts = _test_texts(40)
     pd.DataFrame({"id": range(len(texts)), "body": texts}).to_csv(tmp_path / "texts.csv", index=False)
-    if CLI["predict"]:
-        done = hpo_cli("predict", str(saved["dir"]), "texts.csv", "-o", "out.csv", "--text-column", "body",
-                       cwd=tmp_path, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "wrote out.csv"
-    else:
-        from hpo.classifier.predict import predict_file
-
-        assert predict_file(saved["dir"], tmp_path / "texts.csv", tmp_path / "out.csv", text_column="body") == (
-            tmp_path / "out.csv")
+    done = hpo_cli("predict", str(saved["dir"]), "texts.csv", "-o", "out.csv", "--text-column", "body",
+                   cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "wrote out.csv"
     table = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert list(table.columns) == ["body", "label", *(f"p_{name}" for name in saved["labels"])]
     assert table["body"].tolist() == texts
@@ -226,20 +211,13 @@ def test_predict_reads_and_writes_every_format(saved, tmp_path, monkeypatch, cap
 
 
 def test_evaluate_on_the_r8_test_split(saved, tmp_path):
-    """`hpo evaluate DIR` (`evaluate_saved` in-process until the command is wired into the CLI)."""
-    if CLI["evaluate"]:
-        done = hpo_cli("evaluate", str(saved["dir"]), cwd=tmp_path, timeout=120)
-        assert done.returncode == 0, done.stderr
-        shown = " ".join(done.stdout.split())
-        assert "2189 documents" in shown and "weighted" in shown and "earn" in shown and "money-fx" in shown
-        assert f"{saved['dir'] / 'confusion_matrix.html'}" in done.stdout.replace("\n", "")
-        metrics = json.loads((saved["dir"] / "test_metrics.json").read_text())
-    else:
-        from hpo.classifier.evaluate import evaluate_saved
-        from hpo.classifier.saved import load_classifier
-
-        metrics = evaluate_saved(load_classifier(saved["dir"]))
-        assert json.loads((saved["dir"] / "test_metrics.json").read_text()) == metrics
+    """`hpo evaluate DIR`."""
+    done = hpo_cli("evaluate", str(saved["dir"]), cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())
+    assert "2189 documents" in shown and "weighted" in shown and "earn" in shown and "money-fx" in shown
+    assert f"{saved['dir'] / 'confusion_matrix.html'}" in done.stdout.replace("\n", "")
+    metrics = json.loads((saved["dir"] / "test_metrics.json").read_text())
 
     assert metrics["n"] == R8_TEST_SIZE  # the whole split: max_samples subsamples training data only
     assert metrics["dataset"] == "reuters-r8 (test split)"
@@ -294,7 +272,6 @@ def test_bad_inputs_are_clear_errors(saved, tmp_path, monkeypatch):
         predict_file(saved["dir"], "-", None)
 
 
-@pytest.mark.skipif(not all(CLI.values()), reason="`hpo predict` and `hpo evaluate` are not wired into hpo.cli yet")
 def test_cli_errors_exit_1_without_a_traceback(saved, tmp_path):
     pd.DataFrame({"body": ["a"]}).to_csv(tmp_path / "texts.csv", index=False)
     (tmp_path / "empty.csv").write_text("")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.builders import cli, write_study
+from tests.builders import cli, study_from, write_study
 
 BASE = "source: {builtin: 20newsgroups}\ntarget: {builtin: reuters-r8}\n"
 
@@ -75,8 +75,8 @@ def test_an_unreadable_study_file_is_one_line(tmp_path, content, message):
 
 
 def test_max_length_beyond_the_models_positions_is_refused(tmp_path, tiny_model_dir):
-    spec = write_study(tmp_path / "s.yaml", tiny_model_dir, extra="")
-    spec.write_text(spec.read_text().replace("max_length: 32", "max_length: 200"))
+    spec = study_from(write_study(tmp_path / "base.yaml", tiny_model_dir), tmp_path / "s.yaml",
+                      {"training": {"max_length": 200}})
     _refused(cli("validate", str(spec), "--no-data", cwd=tmp_path),
              "[training -> max_length] 200 exceeds the 128 positions of")
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -16,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpo.errors import HpoError
 from hpo.launch.local import plan_workers
-from tests.builders import hpo_cli, write_study
+from tests.builders import FAST_HEARTBEAT, hpo_cli, reach_barrier, start_hpo, write_study
 
 
 def test_workers_are_pinned_round_robin_and_packed_per_gpu():
@@ -37,12 +34,9 @@ def test_bad_launch_options_are_refused(workers, gpus, per_gpu, message):
         plan_workers(workers, gpus, per_gpu, available=["0", "1"], cpus=2)
 
 
-def _launcher(spec: Path, url: str, cwd: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0,1,2,3", "COLUMNS": "160", "HPO_HEARTBEAT_S": "1",
-           "HPO_GRACE_S": "5"}
-    env.pop("HPO_STORAGE", None)
-    return subprocess.Popen([sys.executable, "-m", "hpo", "launch", "local", str(spec), "--storage", url, *args],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _launcher(spec: Path, url: str, cwd: Path, *args: str, barrier: Path | None = None) -> subprocess.Popen:
+    return start_hpo("launch", "local", str(spec), "--storage", url, *args, cwd=cwd, barrier=barrier,
+                     env={"CUDA_VISIBLE_DEVICES": "0,1,2,3", **FAST_HEARTBEAT})
 
 
 def test_three_local_workers_reach_the_budget_on_their_gpus(tmp_path, tiny_model_dir, pg_url):
@@ -65,26 +59,17 @@ def test_three_local_workers_reach_the_budget_on_their_gpus(tmp_path, tiny_model
 
 
 def test_hpo_stop_preempts_the_running_trials(tmp_path, tiny_model_dir, pg_url):
-    # trials long enough (~10 s) that `hpo stop` lands in the middle of them
-    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=50, epochs=6, target_samples=480,
-                       pruner="none")
-    launcher = _launcher(spec, pg_url, tmp_path, "--workers", "2")
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            running = optuna.load_study(study_name="tiny", storage=pg_url).get_trials(states=(TrialState.RUNNING,))
-        except KeyError:
-            running = []
-        if any(t.intermediate_values for t in running):
-            break
-        time.sleep(0.5)
+    spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=50, epochs=2, pruner="none")
+    barrier = tmp_path / "barrier"
+    launcher = _launcher(spec, pg_url, tmp_path, "--workers", "2", barrier=barrier)
+    held = reach_barrier(barrier, launcher)["trial"]  # one worker stands mid-trial
     stopped = hpo_cli("stop", "tiny", cwd=tmp_path)
     assert stopped.returncode == 0 and "sent SIGTERM to 2 running worker(s)" in stopped.stdout
     out, _ = launcher.communicate(timeout=120)
     assert launcher.returncode == 75, out[-3000:]
     study = optuna.load_study(study_name="tiny", storage=pg_url)
     preempted = [t for t in study.trials if t.user_attrs.get("failure_reason") == "preempted"]
-    assert preempted and all(t.state == TrialState.FAIL for t in preempted)
+    assert held in [t.number for t in preempted] and all(t.state == TrialState.FAIL for t in preempted)
     retries = study.get_trials(states=(TrialState.WAITING,))
     assert {t.user_attrs["retry_of"] for t in retries} == {t.number for t in preempted}
     assert not study.get_trials(states=(TrialState.RUNNING,))
@@ -99,18 +84,13 @@ def test_an_in_memory_storage_is_refused(tmp_path, tiny_model_dir):
 def test_prepared_cache_serves_workers_without_a_registry(tmp_path, tiny_model_dir):
     spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=1)
     cache = tmp_path / "cache"
-    env = {**os.environ, "COLUMNS": "160"}
-    env.pop("HPO_CACHE", None)
-    prepares = [subprocess.Popen([sys.executable, "-m", "hpo", "prepare", str(spec), "--cache", str(cache)],
-                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for _ in range(2)]
+    prepares = [start_hpo("prepare", str(spec), "--cache", str(cache), cwd=tmp_path) for _ in range(2)]
     for prepare in prepares:  # two at once: the file locks keep them from corrupting the cache
         out, _ = prepare.communicate(timeout=600)
         assert prepare.returncode == 0, out[-3000:]
     assert len(list((cache / "tokens").glob("*.npz"))) == 3  # source, train, validation at max length 32
-    offline = {**env, "HPO_CACHE": str(cache), "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
+    offline = {"HPO_CACHE": str(cache), "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1",
                "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "hpo", "run", str(spec)], cwd=tmp_path, env=offline,
-                          capture_output=True, text=True, timeout=300)
+    done = hpo_cli("run", str(spec), cwd=tmp_path, env=offline, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 complete" in done.stdout

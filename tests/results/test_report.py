@@ -18,7 +18,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.errors import HpoError
 from hpo.results.report import FIGURE_IDS, compute_summary, report_study, retry_chains, write_report
-from tests.builders import REPO, browse_page, hpo_cli, write_study
+from tests.builders import REPO, browse_page, figure_data, hpo_cli, write_study
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -118,6 +118,16 @@ def test_importance_placeholder_says_why(tmp_path):
     assert "Parameter importances need at least 2 complete trials; the study has 1." in page
 
 
+def test_importances_are_drawn_once_two_complete_trials_differ(tmp_path):
+    study = _study()
+    for i, value in enumerate((0.2, 0.4, 0.6, 0.9)):
+        _add(study, TrialState.COMPLETE, epochs_run=3.0, value=value,
+             params={"learning_rate": 1e-4 * (i + 1), "source_weight": 0.3 + 0.2 * i})
+    write_report(study, tmp_path / "report.html")
+    traces = figure_data((tmp_path / "report.html").read_text(), "fig-importance")
+    assert len(traces) == 1 and sorted(traces[0]["y"]) == ["learning_rate", "source_weight"]
+
+
 def _assert_self_contained(page: str) -> None:
     assert page.count("plotly.js v") == 1, "plotly.js must be embedded exactly once"
     assert not re.search(r"<script[^>]*\bsrc=", page), "no script may be loaded from elsewhere"
@@ -127,12 +137,22 @@ def _assert_self_contained(page: str) -> None:
 
 @pytest.fixture(scope="module")
 def real_storage(tmp_path_factory, tiny_model_dir) -> str:
-    """The storage URL of a real 6-trial study, run by the `hpo` command on a tiny local model."""
+    """The storage URL of a real 6-trial study, run by the `hpo` command on a tiny local model without pruning (so
+    trials 0-5 are COMPLETE and trial 3 is the target-only one), and one PRUNED trial more, recorded as a worker
+    would record one stopped at its second evaluation, so that the page has one of each kind to draw."""
     work = tmp_path_factory.mktemp("report-study")
-    spec = write_study(work / "tiny.yaml", tiny_model_dir, n_trials=6)
+    spec = write_study(work / "tiny.yaml", tiny_model_dir, n_trials=6, pruner="none")
     done = hpo_cli("run", str(spec), cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
-    return f"sqlite:///{work / 'hpo.db'}"
+    url = f"sqlite:///{work / 'hpo.db'}"
+    study = optuna.load_study(study_name="tiny", storage=url)
+    first = study.trials[0]
+    study.add_trial(create_trial(
+        state=TrialState.PRUNED, params={**first.params, "source_weight": 0.5}, distributions=first.distributions,
+        intermediate_values={1: 0.1, 2: 0.05}, user_attrs={"epochs_completed": 1.0, "f1_curve": [[1, 0.5, 0.1],
+                                                                                                 [2, 1.0, 0.05]]},
+    ))
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -228,23 +248,14 @@ def test_report_figures_match_the_study(rendered, real_study):
     assert "no trial was retried" in json.dumps(check["fig-states"]["tables"][1])
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert [t.number for t in complete] == [0, 1, 2, 3, 4, 5] and counts["PRUNED"] == 1
     best = max(complete, key=lambda t: t.value)
     assert f'<b id="best-value">{best.value:.4f}</b> (trial {best.number}' in dom
-    # the transfer panel states the best transfer and best target-only values
-    transfer = [t for t in complete if t.params["source_weight"] < 1.0]
-    alone = [t for t in complete if t.params["source_weight"] == 1.0]
-    if transfer:
-        top = max(transfer, key=lambda t: t.value)
-        assert f"best transfer: {top.value:.4f} (trial {top.number}," in page
-    if alone:
-        top = max(alone, key=lambda t: t.value)
-        assert f"best target only: {top.value:.4f} (trial {top.number})" in page
-    else:
-        assert "no complete target-only trial (λ = 1) yet" in page
-    # a trace per group that has trials: transfer or target only, complete or pruned (open markers)
-    groups = {(t.params["source_weight"] == 1.0, t.state) for t in trials
-              if t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and t.intermediate_values)}
-    assert check["fig-transfer"]["traces"] == len(groups)
+    # the transfer panel states the best transfer and the best target-only value (trial 3, λ = 1)
+    transfer = max((t for t in complete if t.number != 3), key=lambda t: (t.value, -t.number))
+    assert f"best transfer: {transfer.value:.4f} (trial {transfer.number}," in page
+    assert f"best target only: {trials[3].value:.4f} (trial 3)" in page
+    assert check["fig-transfer"]["traces"] == 3  # transfer and target only (complete), transfer (pruned)
 
     summary = compute_summary(real_study)
     assert summary.epochs_run == pytest.approx(sum(t.user_attrs["epochs_completed"] for t in trials))
@@ -253,12 +264,6 @@ def test_report_figures_match_the_study(rendered, real_study):
         + sum(t.user_attrs["epochs_completed"] for t in trials if t.state == TrialState.FAIL))
     assert summary.headline() in page
 
-    # importances: a bar per parameter once two complete trials differ, else a placeholder saying why
-    if len(complete) >= 2 and len({t.value for t in complete}) > 1:
-        assert check["fig-importance"]["traces"] == 1
-    else:
-        assert check["fig-importance"]["traces"] == 0
-        assert 'id="fig-importance-note"' in page
     # slices: every one of the five parameters the report looks at is searched by this study file
     assert check["fig-slice"]["traces"] == (5 if complete else 0)
 

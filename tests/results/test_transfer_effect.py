@@ -26,7 +26,7 @@ from hpo.results.transfer import (
 )
 from hpo.search.space import is_target_only
 from hpo.storage import load_study
-from tests.builders import hpo_cli, write_study
+from tests.builders import hpo_cli, study_from, write_study
 
 # -- statistics on given numbers -----------------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ def _run_study(work, model_dir, *, name, n_trials, share):
     # one epoch, no pruning: every trial completes, so the study's trials are all candidates
     spec = write_study(work / f"{name}.yaml", model_dir, name=name, n_trials=n_trials, epochs=1,
                        pruner="{name: none}")
-    spec.write_text(spec.read_text().replace("target_only_share: 0.25", f"target_only_share: {share}"))
+    study_from(spec, spec, {"search_space": {"source_weight": {"target_only_share": share}}})
     done = hpo_cli("run", str(spec), cwd=work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     url = f"sqlite:///{work / 'hpo.db'}"

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.builders import hpo_cli, write_study
+from tests.builders import hpo_cli, study_from, write_study
 
 RECORDED = {"f1_curve", "epochs_completed", "train_seconds", "samples_per_second", "trainable_params", "device",
             "precision", "hostname", "pid", "worker_seed"}
@@ -18,6 +18,12 @@ RECORDED = {"f1_curve", "epochs_completed", "train_seconds", "samples_per_second
 
 def _study(work, name="tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{work / 'hpo.db'}")
+
+
+def spec_model(spec) -> str:
+    import yaml
+
+    return yaml.safe_load(spec.read_text())["model"]["id"]
 
 
 def _used(study: optuna.Study) -> int:
@@ -77,8 +83,7 @@ def test_rerun_continues_to_a_raised_budget_then_stops(first_run):
 
 def test_rerun_with_a_changed_search_space_is_refused(first_run):
     work, spec, _ = first_run
-    changed = work / "changed.yaml"
-    changed.write_text(spec.read_text().replace("high: 3.0e-3", "high: 5.0e-3"))
+    changed = study_from(spec, work / "changed.yaml", {"search_space": {"learning_rate": {"high": 5.0e-3}}})
     refused = hpo_cli("run", str(changed), "--n-trials", "8", cwd=work)
     assert refused.returncode == 1
     assert "search space: searched -> learning_rate -> high: 0.003 -> 0.005" in refused.stderr
@@ -98,3 +103,40 @@ def test_two_runs_sample_different_parameters(first_run, tiny_model_dir):
     listing = hpo_cli("studies", cwd=work)
     assert listing.returncode == 0
     assert "tiny-b" in listing.stdout and "tiny " in listing.stdout
+
+
+def test_a_changed_model_or_dataset_is_refused_and_force_continues(first_run, tiny_six_layer_dir):
+    work, spec, _ = first_run
+    other_model = study_from(spec, work / "other-model.yaml", {"model": {"id": str(tiny_six_layer_dir)}})
+    refused = hpo_cli("run", str(other_model), "--n-trials", "7", cwd=work)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "study 'tiny' was created with a different setup:" in refused.stderr
+    assert f"model: id: '{spec_model(spec)}' -> '{tiny_six_layer_dir}'" in " ".join(refused.stderr.split())
+    other_data = study_from(spec, work / "other-data.yaml", {"target": {"max_samples": 200}})
+    refused = hpo_cli("run", str(other_data), "--n-trials", "7", cwd=work)
+    assert refused.returncode == 1 and "data: target -> train: 112 -> 152" in " ".join(refused.stderr.split())
+    before = len(_study(work).get_trials())
+    forced = hpo_cli("run", str(other_data), "--n-trials", "7", "--force", cwd=work)
+    assert forced.returncode == 0, forced.stderr
+    assert "--force: continuing a study whose setup changed" in forced.stdout
+    study = _study(work)
+    assert len(study.get_trials()) > before and _used(study) == 7
+    assert study.user_attrs["provenance_forced"]["data"]["target"]["train"] == 152
+
+
+def test_no_trial_starts_after_the_deadline(tmp_path, tiny_model_dir):
+    from datetime import datetime, timedelta
+
+    spec = write_study(tmp_path / "timed.yaml", tiny_model_dir, name="timed", n_trials=1000, extra="timeout: 4")
+    done = hpo_cli("run", str(spec), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = _study(tmp_path, "timed")
+    deadline = datetime.fromisoformat(study.user_attrs["deadline"])
+    created = datetime.fromisoformat(study.user_attrs["provenance"]["created_at"])
+    assert timedelta(seconds=3) <= deadline - created <= timedelta(seconds=5)
+    trials = study.get_trials()
+    assert 1 <= len(trials) < 1000
+    assert all(t.datetime_start.astimezone() < deadline for t in trials), "a trial started after the deadline"
+    again = hpo_cli("run", str(spec), cwd=tmp_path)
+    assert again.returncode == 0 and "passed its deadline" in again.stdout and "nothing to run" in again.stdout
+    assert len(_study(tmp_path, "timed").get_trials()) == len(trials)

@@ -14,7 +14,7 @@ import pytest
 
 from hpo.search.algorithms import make_pruner, make_sampler
 from hpo.search.space import suggest, target_only_share
-from hpo.spec import PrunerSpec, StudySpec, load_spec
+from hpo.spec import PrunerSpec, SamplerSpec, StudySpec, load_spec
 from hpo.storage import open_storage, study_storage
 from tests.builders import REPO
 
@@ -62,3 +62,16 @@ def test_trials_3_and_7_of_8_are_target_only_under_every_shipped_pruner(tmp_path
         assert any(len(t.intermediate_values) >= 2 for t in trials)
     assert [t.number for t in trials if t.params["source_weight"] == 1.0] == [3, 7]
     assert [t.number for t in trials if t.user_attrs.get("target_only")] == [3, 7]
+
+
+def test_a_queued_trial_keeps_its_own_lambda_and_the_share_holds_around_it():
+    study = optuna.create_study(direction="maximize")
+    study.sampler = make_sampler(SamplerSpec(name="random"), seed=0, target_only_share=0.25, study=study)
+    study.enqueue_trial({"source_weight": 0.5})  # a queued trial keeps its own λ
+    for _ in range(9):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("source_weight", 0.3, 1.0))
+    weights = [t.params["source_weight"] for t in study.get_trials()]
+    assert weights[0] == 0.5
+    # floor(0.25 × (n + 1)) target-only trials among the n before: trials 3 and 7 are λ = 1, no others
+    assert [i for i, w in enumerate(weights) if w == 1.0] == [3, 7]

@@ -1,5 +1,7 @@
-"""The storage's admission (hpo/budget.py), its one-round-trip reports (hpo/intermediate_values.py) and the
-target-only share (hpo/algorithms.py), on the real PostgreSQL and on SQLite."""
+"""The storage contract, run against the real PostgreSQL and SQLite alike (as Optuna's own storage tests run
+against every backend): what Optuna reads back is what was written; the budget's admission; one-round-trip reports;
+queued trials any worker can start; the counts and tallies the rest of the project asks for; heartbeats; a
+preemption during a storage call; and opening a storage that does not exist creates nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.search.algorithms import make_sampler
-from hpo.spec import SamplerSpec
 from hpo.storage import BudgetSpent, open_storage, study_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
@@ -102,7 +102,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 def test_eight_processes_spend_the_budget_exactly(url, tmp_path):
     study, _ = _study(url, budget=None)
     script = tmp_path / "worker.py"
@@ -128,19 +127,6 @@ def test_reports_take_one_round_trip_and_keep_optunas_semantics(url):
         study._storage.set_trial_intermediate_value(trial._trial_id, 5, 0.1)
 
 
-def test_the_target_only_share_is_kept_by_the_sampler(tmp_path):
-    study = optuna.create_study(direction="maximize")
-    study.sampler = make_sampler(SamplerSpec(name="random"), seed=0, target_only_share=0.25, study=study)
-    study.enqueue_trial({"source_weight": 0.5})  # a queued trial keeps its own λ
-    for _ in range(9):
-        trial = study.ask()
-        study.tell(trial, trial.suggest_float("source_weight", 0.3, 1.0))
-    weights = [t.params["source_weight"] for t in study.get_trials()]
-    assert weights[0] == 0.5
-    # floor(0.25 × (n + 1)) target-only trials among the n before: trials 3 and 7 are λ = 1, no others
-    assert [i for i, w in enumerate(weights) if w == 1.0] == [3, 7]
-
-
 def test_a_running_worker_runs_a_trial_queued_by_another_process(url):
     # The worker's study has finished a trial before the other process queues one; Optuna's trial cache never
     # reads a queued trial older than the newest finished one, and starting it used to fail with a KeyError.
@@ -152,3 +138,111 @@ def test_a_running_worker_runs_a_trial_queued_by_another_process(url):
     second = optuna.load_study(study_name="queued", storage=url).trials[1]
     assert second.state == TrialState.COMPLETE
     assert second.params == {"x": 0.125} and second.user_attrs == {"queued_by": "other"}
+
+
+def test_what_optuna_reads_back_is_what_was_written(url):
+    study = optuna.create_study(study_name="round", storage=study_storage(open_storage(url)), direction="maximize")
+    study.set_user_attr("n_trials", 3)
+    for value in (0.25, None, 0.75):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0, 1)
+        trial.suggest_categorical("l2", [0.0, 1e-4])
+        trial.set_user_attr("epochs_completed", 1.5)
+        trial.report(x, 1)
+        study.tell(trial, value, state=TrialState.COMPLETE if value is not None else TrialState.PRUNED)
+    plain = optuna.load_study(study_name="round", storage=url)  # Optuna's own RDBStorage, no hpo code
+    ours, theirs = study.get_trials(), plain.get_trials()
+    assert [(t.number, t.state, t.value, t.params, t.user_attrs, t.intermediate_values) for t in ours] == \
+        [(t.number, t.state, t.value, t.params, t.user_attrs, t.intermediate_values) for t in theirs]
+    assert plain.user_attrs == {"n_trials": 3} and plain.best_value == 0.75
+
+
+def test_counts_and_the_target_only_tally_equal_a_count_of_the_trials(url):
+    from collections import Counter
+
+    from hpo.storage import count_states, target_only_tally
+
+    study = optuna.create_study(study_name="tally", storage=study_storage(open_storage(url)), direction="maximize")
+    for weight, state in ((1.0, TrialState.COMPLETE), (0.5, TrialState.COMPLETE), (1.0, TrialState.FAIL),
+                          (0.7, TrialState.PRUNED), (1.0, TrialState.PRUNED), (0.4, None)):
+        study.enqueue_trial({"source_weight": weight})
+        trial = study.ask()
+        trial.suggest_float("source_weight", 0.3, 1.0)  # the queued value
+        if state is not None:
+            study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    study.enqueue_trial({"source_weight": 0.6}, user_attrs={"target_only": True})  # a queued target-only retry
+    trials = study.get_trials()
+    assert count_states(study) == Counter(t.state.name for t in trials)
+    for number in range(len(trials)):
+        counted = [t for t in trials if t.state != TrialState.FAIL and t.number != number]
+        expected = sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only")) for t in counted)
+        assert target_only_tally(study, number) == (len(counted), expected), number
+
+
+def test_heartbeats_are_read_for_the_running_trials(url):
+    from hpo.storage import last_heartbeats
+
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="beats", storage=study_storage(storage), direction="maximize")
+    running, finished = study.ask(), study.ask()
+    study.tell(finished, 1.0)
+    storage.record_heartbeat(running._trial_id)
+    beats = last_heartbeats(study, study.get_trials(states=(TrialState.RUNNING,)))
+    assert list(beats) == [running.number] and 0 <= beats[running.number] < 60
+
+
+def test_a_preemption_during_a_storage_call_is_raised_once_the_call_is_complete(url):
+    import os
+    import signal
+
+    from sqlalchemy import event
+
+    from hpo.preemption import Preempted, preemption_signals
+
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="deferred", storage=storage, direction="maximize")
+    trial = study.ask()
+    signalled = []
+
+    def signal_mid_call(*_args: object) -> None:
+        if not signalled:  # SIGTERM to this process while the statement is on its way to the database
+            signalled.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    event.listen(storage.engine, "before_cursor_execute", signal_mid_call)
+    try:
+        with preemption_signals(), pytest.raises(Preempted, match="SIGTERM"):
+            storage.set_trial_user_attr(trial._trial_id, "written", "whole")
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", signal_mid_call)
+    assert signalled
+    assert optuna.load_study(study_name="deferred", storage=url).trials[0].user_attrs == {"written": "whole"}
+
+
+def test_reading_a_storage_that_does_not_exist_creates_nothing(tmp_path):
+    from hpo.errors import StorageError
+    from hpo.storage import load_study
+
+    with pytest.raises(StorageError, match=r"no study named 'x': sqlite:///.*absent.db does not exist"):
+        load_study("x", f"sqlite:///{tmp_path / 'absent.db'}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dropped_connection_is_retried(pg_url, caplog):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from tests.pg import ADMIN_URL
+
+    storage = open_storage(pg_url)
+    study = optuna.create_study(study_name="outage", storage=storage, direction="maximize")
+    database = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:  # the worker's pooled connection dies, as in a server restart
+        killed = connection.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar()
+    assert killed >= 1
+    with caplog.at_level("WARNING", logger="hpo"):
+        study.set_user_attr("after", "the outage")
+    assert optuna.load_study(study_name="outage", storage=pg_url).user_attrs == {"after": "the outage"}
+    assert any("storage unavailable" in record.message for record in caplog.records)
