@@ -85,7 +85,7 @@ FAST_HEARTBEAT = {"HPO_HEARTBEAT_S": "1", "HPO_GRACE_S": "5"}
 
 
 def _environment(env: dict[str, str] | None, barrier: Path | None = None) -> dict[str, str]:
-    environment = {**os.environ, "COLUMNS": "200", "PYTHONWARNINGS": "ignore", **(env or {}), **barrier_env(barrier)}
+    environment = {**os.environ, "COLUMNS": "200", "PYTHONWARNINGS": "ignore", **barrier_env(barrier), **(env or {})}
     if "HPO_STORAGE" not in (env or {}):
         environment.pop("HPO_STORAGE", None)
     return environment
@@ -107,27 +107,36 @@ def start_worker(spec: Path, url: str, cwd: Path, log: Path, *, barrier: Path | 
                      barrier=barrier)
 
 
-def barrier_env(barrier: Path | None) -> dict[str, str]:
-    """The environment that puts a worker's first reported trial behind `barrier` (tests/barrier_site)."""
+def barrier_env(barrier: Path | None, holders: int = 1) -> dict[str, str]:
+    """The environment that puts the first reported trial of the first `holders` workers behind `barrier`
+    (tests/barrier_site)."""
     if barrier is None:
         return {}
     barrier.mkdir(parents=True, exist_ok=True)
     site = str(REPO / "tests" / "barrier_site")
-    return {"HPO_TEST_BARRIER": str(barrier), "PYTHONPATH": os.pathsep.join(
-        [site, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return {"HPO_TEST_BARRIER": str(barrier), "HPO_TEST_BARRIER_HOLDERS": str(holders),
+            "PYTHONPATH": os.pathsep.join([site, *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def reach_barriers(barrier: Path, process: subprocess.Popen, holders: int, log: Path | None = None,
+                   timeout: float = 180) -> list[dict]:
+    """Wait until `holders` workers of `process` stand at the barrier; returns what each wrote (pid, trial)."""
+    import json
+
+    files = [barrier / ("reached" if k == 0 else f"reached-{k}") for k in range(holders)]
+    deadline = time.monotonic() + timeout
+    while not all(f.exists() for f in files):
+        if process.poll() is not None or time.monotonic() > deadline:
+            shown = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            raise AssertionError(f"{sum(f.exists() for f in files)} of {holders} workers reached the barrier:\n"
+                                 f"{shown}")
+        time.sleep(0.05)
+    return [json.loads(f.read_text()) for f in files]
 
 
 def reach_barrier(barrier: Path, process: subprocess.Popen, log: Path | None = None, timeout: float = 180) -> dict:
     """Wait until a worker of `process` stands at its barrier; returns what it wrote (pid, trial number)."""
-    import json
-
-    deadline = time.monotonic() + timeout
-    while not (barrier / "reached").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            shown = log.read_text()[-3000:] if log is not None and log.exists() else ""
-            raise AssertionError(f"no worker reached its barrier:\n{shown}")
-        time.sleep(0.05)
-    return json.loads((barrier / "reached").read_text())
+    return reach_barriers(barrier, process, 1, log, timeout)[0]
 
 
 DELETE = object()  # an override that removes the key

@@ -26,14 +26,25 @@ DEFAULT_MAX_RETRIES = 3
 LOST = "worker lost: no heartbeat"
 
 
+def _asked(study: optuna.Study, trial: Any) -> dict[str, Any]:
+    """The parameters `trial` runs: those it sampled, over those it was queued with. A queued trial (a retry, or an
+    `--enqueue`d config) preempted before it sampled them all still has them all here."""
+    queued = study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params", {})
+    return {**queued, **trial.params}
+
+
 def retry_trial(study: optuna.Study, trial: Any, reason: str, max_retries: int) -> int | None:
     """Enqueue a retry of `trial` (a FrozenTrial, or the live Trial being preempted); returns its attempt
-    number, or None when the cap is reached."""
+    number, or None when the cap is reached or the trial had no parameters yet (a fresh trial stopped before it
+    sampled any: there is nothing to retry, and its place goes to the next trial)."""
+    params = _asked(study, trial)
+    if not params:
+        return None
     attempt = int(trial.user_attrs.get("attempt", 1))
     root = int(trial.user_attrs.get("retry_root", trial.number))
     if attempt > max_retries:
         poisonous = list(study.user_attrs.get("poisonous", []))
-        poisonous.append({"params": trial.params, "first_trial": root, "last_trial": trial.number,
+        poisonous.append({"params": params, "first_trial": root, "last_trial": trial.number,
                           "attempts": attempt, "reason": reason})
         study.set_user_attr("poisonous", poisonous)
         log.warning("trial %d failed %d times (%s); its parameters are reported as poisonous, no more retries",
@@ -42,7 +53,7 @@ def retry_trial(study: optuna.Study, trial: Any, reason: str, max_retries: int) 
     attrs = {"retry_of": trial.number, "retry_root": root, "attempt": attempt + 1, "retry_reason": reason}
     if trial.user_attrs.get("target_only"):
         attrs["target_only"] = True
-    study.enqueue_trial(trial.params, user_attrs=attrs)
+    study.enqueue_trial(params, user_attrs=attrs)
     return attempt + 1
 
 
@@ -52,8 +63,7 @@ def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason:
     import optuna
     from optuna.trial import TrialState
 
-    if trial.params:  # a trial stopped before it sampled anything has nothing to retry
-        retry_trial(study, trial, reason, max_retries)
+    retry_trial(study, trial, reason, max_retries)
     try:
         study._storage.set_trial_user_attr(trial._trial_id, "failure_reason", reason)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

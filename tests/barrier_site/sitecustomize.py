@@ -6,7 +6,9 @@ The first `trial.report` of the first process to claim the barrier stores its va
 `DIR/reached` (JSON: pid, trial number) and waits until `DIR/release` exists. A test waits for `reached`, so that
 a kill, a signal or a database restart lands while the trial is RUNNING with at least one stored evaluation, every
 time, instead of polling the storage and hoping the trial is still running when the signal arrives. Other
-processes sharing the directory (a requeued task, the other workers) find it claimed and run on.
+processes sharing the directory (a requeued task, the other workers) find it claimed and run on; with
+HPO_TEST_BARRIER_HOLDERS=N the first N processes each stand there (the k-th writes `reached` for k = 0, else
+`reached-k`), so a signal can land in N workers' trials at once.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ def _install(folder: Path) -> None:
         if state["done"]:
             return
         state["done"] = True
-        try:
-            os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            return  # another process stands at the barrier
-        (folder / "reached.partial").write_text(json.dumps({"pid": os.getpid(), "trial": self.number}))
-        (folder / "reached.partial").replace(folder / "reached")
+        for k in range(int(os.environ.get("HPO_TEST_BARRIER_HOLDERS", "1"))):
+            try:
+                os.close(os.open(folder / f"claimed-{k}", os.O_CREAT | os.O_EXCL))
+                break
+            except FileExistsError:
+                continue
+        else:
+            return  # as many processes as asked stand at the barrier already
+        reached = folder / ("reached" if k == 0 else f"reached-{k}")
+        reached.with_suffix(".partial").write_text(json.dumps({"pid": os.getpid(), "trial": self.number}))
+        reached.with_suffix(".partial").replace(reached)
         while not (folder / "release").exists():
             time.sleep(0.02)
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpo.errors import HpoError
 from hpo.launch.local import plan_workers
-from tests.builders import FAST_HEARTBEAT, hpo_cli, reach_barrier, start_hpo, write_study
+from tests.builders import FAST_HEARTBEAT, hpo_cli, reach_barriers, start_hpo, write_study
 
 
 def test_workers_are_pinned_round_robin_and_packed_per_gpu():
@@ -34,9 +34,10 @@ def test_bad_launch_options_are_refused(workers, gpus, per_gpu, message):
         plan_workers(workers, gpus, per_gpu, available=["0", "1"], cpus=2)
 
 
-def _launcher(spec: Path, url: str, cwd: Path, *args: str, barrier: Path | None = None) -> subprocess.Popen:
+def _launcher(spec: Path, url: str, cwd: Path, *args: str, barrier: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
     return start_hpo("launch", "local", str(spec), "--storage", url, *args, cwd=cwd, barrier=barrier,
-                     env={"CUDA_VISIBLE_DEVICES": "0,1,2,3", **FAST_HEARTBEAT})
+                     env={"CUDA_VISIBLE_DEVICES": "0,1,2,3", **FAST_HEARTBEAT, **(env or {})})
 
 
 def test_three_local_workers_reach_the_budget_on_their_gpus(tmp_path, tiny_model_dir, pg_url):
@@ -61,17 +62,19 @@ def test_three_local_workers_reach_the_budget_on_their_gpus(tmp_path, tiny_model
 def test_hpo_stop_preempts_the_running_trials(tmp_path, tiny_model_dir, pg_url):
     spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=50, epochs=2, pruner="none")
     barrier = tmp_path / "barrier"
-    launcher = _launcher(spec, pg_url, tmp_path, "--workers", "2", barrier=barrier)
-    held = reach_barrier(barrier, launcher)["trial"]  # one worker stands mid-trial
+    launcher = _launcher(spec, pg_url, tmp_path, "--workers", "2", barrier=barrier,
+                         env={"HPO_TEST_BARRIER_HOLDERS": "2"})
+    held = {r["trial"] for r in reach_barriers(barrier, launcher, 2)}  # both workers stand mid-trial
     stopped = hpo_cli("stop", "tiny", cwd=tmp_path)
     assert stopped.returncode == 0 and "sent SIGTERM to 2 running worker(s)" in stopped.stdout
     out, _ = launcher.communicate(timeout=120)
     assert launcher.returncode == 75, out[-3000:]
     study = optuna.load_study(study_name="tiny", storage=pg_url)
-    preempted = [t for t in study.trials if t.user_attrs.get("failure_reason") == "preempted"]
-    assert held in [t.number for t in preempted] and all(t.state == TrialState.FAIL for t in preempted)
+    preempted = {t.number for t in study.trials if t.user_attrs.get("failure_reason") == "preempted"}
+    assert preempted == held and all(study.trials[n].state == TrialState.FAIL for n in held)
     retries = study.get_trials(states=(TrialState.WAITING,))
-    assert {t.user_attrs["retry_of"] for t in retries} == {t.number for t in preempted}
+    assert sorted(t.user_attrs["retry_of"] for t in retries) == sorted(held)
+    assert all(t.system_attrs["fixed_params"] == study.trials[t.user_attrs["retry_of"]].params for t in retries)
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
