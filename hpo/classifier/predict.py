@@ -3,9 +3,9 @@
 Input: a CSV, TSV, JSON, JSONL or Parquet file with a text column (the suffix says which, as for study
 datasets); a `.txt` file or `-` (standard input): one text per non-empty line.
 
-Output: the text column, `label` (the most probable class) and `p_<class>` (the probability of each class), one
-row per input row in input order, as CSV, TSV, JSON (an array of records), JSONL or Parquet by the output's
-suffix; CSV on standard output when no output file is given.
+Output: every input column as it was read (so ids join back), then `label` (the most probable class) and
+`p_<class>` (the probability of each class), one row per input row in input order, as CSV, TSV, JSON (an array
+of records), JSONL or Parquet by the output's suffix; CSV on standard output when no output file is given.
 """
 
 from __future__ import annotations
@@ -55,13 +55,17 @@ def predict_file(
     if output is not None:
         _writer_kind(output)  # an unsupported suffix fails before anything is read
     check_model_dir(Path(model_dir))
+    import pandas as pd
+
     stdin = str(source) == STDIN
-    texts = _read_lines(sys.stdin, "standard input") if stdin else _read_texts(Path(source), text_column)
+    frame = pd.DataFrame({text_column: _read_lines(sys.stdin, "standard input")}) if stdin else \
+        _read_input(Path(source), text_column)
     saved = open_classifier(model_dir)
-    if text_column in ("label", *(f"p_{name}" for name in saved.label_names)):
-        raise HpoError(f"text column {text_column!r} has the name of an output column (label, p_<class>); "
-                       "rename it in the input")
-    frame = _table(saved, texts, text_column)
+    clash = [c for c in ("label", *(f"p_{name}" for name in saved.label_names)) if c in frame.columns]
+    if clash:
+        raise HpoError(f"{source}: input column{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))} "
+                       "would be overwritten by the output columns (label, p_<class>); rename them in the input")
+    frame = _table(saved, frame, text_column)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         sys.stdout.flush()
@@ -70,17 +74,16 @@ def predict_file(
     return output
 
 
-def _table(saved: SavedClassifier, texts: list[str], text_column: str) -> pd.DataFrame:
-    import pandas as pd
-
+def _table(saved: SavedClassifier, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+    """The input's columns, then the most probable label and each class's probability."""
     from hpo.classifier.saved import predict_proba
 
-    probabilities = predict_proba(saved, texts).numpy()
-    columns: dict[str, Any] = {text_column: texts,
-                               "label": [saved.label_names[i] for i in probabilities.argmax(-1).tolist()]}
+    probabilities = predict_proba(saved, [_as_text(value) for value in frame[text_column].tolist()]).numpy()
+    out = frame.reset_index(drop=True).copy()
+    out["label"] = [saved.label_names[i] for i in probabilities.argmax(-1).tolist()]
     for i, name in enumerate(saved.label_names):
-        columns[f"p_{name}"] = probabilities[:, i].astype(float)
-    return pd.DataFrame(columns)
+        out[f"p_{name}"] = probabilities[:, i].astype(float)
+    return out
 
 
 def _read_lines(lines: Iterable[str], what: str) -> list[str]:
@@ -90,7 +93,8 @@ def _read_lines(lines: Iterable[str], what: str) -> list[str]:
     return texts
 
 
-def _read_texts(path: Path, text_column: str) -> list[str]:
+def _read_input(path: Path, text_column: str) -> pd.DataFrame:
+    """The input table (a .txt file: one `text_column` row per non-empty line), its text column checked."""
     from hpo.train.data import _READERS, read_table
 
     kind = "txt" if path.suffix.lower() == ".txt" else _READERS.get(path.suffix.lower())
@@ -104,9 +108,11 @@ def _read_texts(path: Path, text_column: str) -> list[str]:
     if path.stat().st_size == 0:
         raise HpoError(f"{path}: no texts (the file is empty)")
     if kind == "txt":
+        import pandas as pd
+
         try:
             with path.open(encoding="utf-8") as handle:
-                return _read_lines(handle, str(path))
+                return pd.DataFrame({text_column: _read_lines(handle, str(path))})
         except UnicodeDecodeError as exc:
             raise HpoError(f"{path}: not UTF-8 text (byte {exc.start}); a .txt input is one text per line, "
                            "in UTF-8") from None
@@ -124,7 +130,7 @@ def _read_texts(path: Path, text_column: str) -> list[str]:
         raise HpoError(f"{path}: no texts (every {text_column!r} value is empty)")
     if empty:  # kept, so that output row i is input row i
         log.warning("%s: %d of %d texts are empty; they are predicted as empty texts", path, empty, len(texts))
-    return texts
+    return frame
 
 
 def _as_text(value: Any) -> str:

@@ -18,6 +18,7 @@ from hpo.errors import HpoError
 from hpo.spec import load_study_file
 
 if TYPE_CHECKING:
+    from hpo.train.config import TrainConfig
     from hpo.train.loop import Evaluation
 
 __all__ = ["retrain"]
@@ -26,8 +27,10 @@ __all__ = ["retrain"]
 def retrain(
     study_file: Path, out: Path, *, train_on: Literal["train", "train+validation"] = "train",
     on_eval: Callable[[Evaluation], Any] | None = None, on_step: Callable[[int, int], None] | None = None,
+    on_start: Callable[[TrainConfig], Any] | None = None,
 ) -> dict[str, Any]:
-    """Train, save into `out`, evaluate; returns what `out/metrics.json` holds."""
+    """Train, save into `out`, evaluate; returns what `out/metrics.json` holds. `on_start` gets the config once the
+    model and data are loaded, `on_step` and `on_eval` follow the training (a live display)."""
     import numpy as np
 
     from hpo.classifier.evaluate import evaluate_saved
@@ -52,6 +55,8 @@ def retrain(
         best_epoch = (spec.exported_from or {}).get("best_epoch")
         if best_epoch:  # no held-out data to pick a step with: stop where the search's trial peaked
             config = config.model_copy(update={"epochs": max(1, math.ceil(best_epoch))})
+    if on_start is not None:
+        on_start(config)
     started = time.monotonic()
     fit = bench.fit_keeping_best(config, train_corpus=corpus, keep_best=train_on == "train", on_eval=on_eval,
                                  on_step=on_step)

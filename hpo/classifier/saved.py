@@ -1,10 +1,14 @@
-"""A trained classifier on disk, and back.
+"""A trained classifier on disk, as a standard Hugging Face sequence classifier, and back.
 
-Layout of a model directory (written by `hpo train`):
-- the encoder and tokenizer via `save_pretrained` at the top level, so `AutoModel.from_pretrained(dir)` and
-  `AutoTokenizer.from_pretrained(dir)` load them as any Hugging Face model;
-- `heads.safetensors`: the target and source heads;
-- `hpo_classifier.json`: pooling, label names of both tasks, max length, the training config;
+A model directory written by `hpo train` holds:
+- `config.json`, `model.safetensors`: a `TransferForSequenceClassification` (modeling_transfer_hpo.py): the encoder,
+  the pooling it trained with and its target head, `id2label`/`label2id` from the dataset's label names, and an
+  `auto_map` naming `modeling_transfer_hpo.py`, which is copied beside it. So, after `import hpo.classifier` (or with
+  `trust_remote_code=True`), `pipeline("text-classification", model=DIR)` and
+  `AutoModelForSequenceClassification.from_pretrained(DIR)` load it with its trained head;
+- the tokenizer, its `model_max_length` the trained max length (pass `truncation=True`: pipelines don't truncate);
+- `source_head.safetensors`: the source task's head, and `hpo_classifier.json`: both tasks' label names and the
+  training config;
 - `study.yaml`: the (exported) study file it was trained from, so `hpo evaluate` finds the test split;
 - `metrics.json`: what `hpo train` measured.
 """
@@ -12,30 +16,53 @@ Layout of a model directory (written by `hpo train`):
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hpo.classifier.modeling_transfer_hpo import (
+    TransferClassifierConfig,
+    TransferForSequenceClassification,
+)
 from hpo.errors import HpoError
 from hpo.train.config import TrainConfig
 from hpo.train.model import TransferModel
 
-__all__ = ["SavedClassifier", "load_classifier", "save_classifier"]
+__all__ = ["SavedClassifier", "load_classifier", "predict_proba", "save_classifier", "to_hf"]
 
 _META = "hpo_classifier.json"
-_HEADS = "heads.safetensors"
+_SOURCE_HEAD = "source_head.safetensors"
+_MODELING = Path(__file__).with_name("modeling_transfer_hpo.py")
+AUTO_MAP = {"AutoConfig": "modeling_transfer_hpo.TransferClassifierConfig",
+            "AutoModelForSequenceClassification": "modeling_transfer_hpo.TransferForSequenceClassification"}
 
 
 @dataclass
 class SavedClassifier:
-    model: TransferModel
+    model: TransferForSequenceClassification
     tokenizer: Any
     label_names: tuple[str, ...]
     config: TrainConfig
     study_text: str
     directory: Path
+
+
+def to_hf(model: TransferModel, label_names: tuple[str, ...], max_length: int) -> TransferForSequenceClassification:
+    """The trained model as a Hugging Face classifier: the same encoder weights and target head, in eval mode."""
+    encoder = {k: v for k, v in model.encoder.config.to_dict().items()
+               if k not in ("_name_or_path", "id2label", "label2id")}  # where it trained, and the encoder's dummies
+    config = TransferClassifierConfig(
+        encoder_config=encoder, pooling=model.pooling, trained_max_length=max_length,
+        id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
+        architectures=["TransferForSequenceClassification"], auto_map=AUTO_MAP,
+    )
+    classifier = TransferForSequenceClassification(config)
+    classifier.encoder.load_state_dict(model.encoder.state_dict())
+    classifier.classifier.load_state_dict(model.target_head.state_dict())
+    return classifier.eval()
 
 
 def save_classifier(
@@ -47,31 +74,26 @@ def save_classifier(
     from hpo.files import output_dir, write_output
 
     output_dir(directory)
-    model.encoder.save_pretrained(directory)
+    to_hf(model.cpu(), label_names, config.max_length).save_pretrained(directory)
+    tokenizer.model_max_length = config.max_length  # what the model trained on; the pipeline's truncation length
     tokenizer.save_pretrained(directory)
-    heads = {f"target_head.{k}": v for k, v in model.target_head.state_dict().items()}
-    heads |= {f"source_head.{k}": v for k, v in model.source_head.state_dict().items()}
-    save_file({k: v.detach().cpu().contiguous() for k, v in heads.items()}, str(directory / _HEADS))
-    meta = {"pooling": model.pooling, "label_names": list(label_names),
-            "source_label_names": list(source_label_names), "config": config.model_dump(mode="json")}
+    shutil.copyfile(_MODELING, directory / _MODELING.name)  # trust_remote_code loads it from here
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.source_head.state_dict().items()},
+              str(directory / _SOURCE_HEAD))
+    meta = {"label_names": list(label_names), "source_label_names": list(source_label_names),
+            "config": config.model_dump(mode="json")}
     write_output(directory / _META, json.dumps(meta, indent=2))
     write_output(directory / "study.yaml", study_text)
 
 
 def load_classifier(directory: Path) -> SavedClassifier:
-    from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     directory = Path(directory)
     if not (directory / _META).exists():
         raise HpoError(f"{directory}: not a model saved by `hpo train` (no {_META})")
     meta = json.loads((directory / _META).read_text())
-    encoder = AutoModel.from_pretrained(directory)
-    model = TransferModel(encoder, len(meta["label_names"]), len(meta["source_label_names"]), meta["pooling"])
-    heads = load_file(str(directory / _HEADS))
-    model.target_head.load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith("target_")})
-    model.source_head.load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith("source_")})
-    model.eval()
+    model = TransferForSequenceClassification.from_pretrained(directory).eval()
     return SavedClassifier(model, AutoTokenizer.from_pretrained(directory), tuple(meta["label_names"]),
                            TrainConfig.model_validate(meta["config"]), (directory / "study.yaml").read_text(),
                            directory)
@@ -96,5 +118,5 @@ def predict_proba(saved: SavedClassifier, texts: list[str], *, batch_size: int =
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             ids, mask, _ = collate(encoded, batch, saved.tokenizer.pad_token_id or 0, device)
-            out[torch.from_numpy(batch)] = model(ids, mask).float().softmax(-1).cpu()
+            out[torch.from_numpy(batch)] = model(input_ids=ids, attention_mask=mask).logits.float().softmax(-1).cpu()
     return out

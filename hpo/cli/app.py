@@ -22,7 +22,7 @@ __all__ = ["StorageOption", "StudyFileArgument", "StudyName", "app", "console", 
 app = typer.Typer(
     help="Hyperparameter search for transfer-learning fine-tunes: Optuna studies over real PyTorch trials.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # hpo --install-completion [bash|zsh|fish|powershell]
     pretty_exceptions_enable=False,
 )
 console = Console()
@@ -44,8 +44,26 @@ StorageOption = Annotated[
 ]
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        import importlib.metadata
+
+        from hpo import __version__
+
+        try:
+            installed = importlib.metadata.version("transfer-hpo")
+        except importlib.metadata.PackageNotFoundError:
+            installed = __version__
+        typer.echo(f"transfer-hpo {installed}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     from rich.logging import RichHandler
 
     _state["debug"] = debug

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hpo.cli.app import app, console, err_console, quiet
-from hpo.errors import HpoError
 
 PANEL = "Classifier"
+
+class TrainOn(StrEnum):
+    train = "train"
+    train_validation = "train+validation"
+
 
 ModelDir = Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory written by `hpo train --out`.")]
 
@@ -20,19 +25,20 @@ ModelDir = Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory
 def train_command(
     study_file: Annotated[Path, typer.Argument(help="An exported study file (every field fixed).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to save the trained classifier in.")],
-    train_on: Annotated[
-        str, typer.Option("--train-on", help="train (keep the best validation step) or train+validation.")
-    ] = "train",
+    train_on: Annotated[TrainOn, typer.Option(
+        "--train-on", help="train: keep the best validation step; train+validation: train on both, for the epochs "
+                           "the trial peaked at.")] = TrainOn.train,
 ) -> None:
-    """Retrain an exported config, save the model (save_pretrained) and evaluate it on the test split."""
+    """Retrain an exported config, save the model as a Hugging Face classifier and evaluate it on the test split.
+    Shows epoch, step, val F1 and ETA while it trains."""
     from hpo.classifier.evaluate import format_metrics
     from hpo.classifier.retrain import retrain
+    from hpo.search.progress import FitProgress
 
     quiet()
-    if train_on not in ("train", "train+validation"):
-        raise HpoError(f"--train-on must be train or train+validation, not {train_on!r}")
-    with console.status("training…"):
-        metrics = retrain(study_file, out, train_on=train_on)
+    with FitProgress(console, f"training {study_file}") as progress:
+        metrics = retrain(study_file, out, train_on=train_on.value, on_eval=progress.evaluated,
+                          on_step=progress.step, on_start=progress.started_training)
     if metrics["validation"]:
         v = metrics["validation"]
         console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['step']} (epoch {v['epoch']:g})")

@@ -3,14 +3,28 @@ effect."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hpo.cli.app import StorageOption, StudyName, app, console, quiet, study_name
+from hpo.results.records import ExportFormat, OutputFormat, State
 
 PANEL = "Results"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f",
+                                                    help="table for people; json or yaml for programs.")]
+
+
+def _show(output: Any) -> None:
+    """A table through rich; JSON or YAML as plain text, unwrapped, for a pipe."""
+    if isinstance(output, str) and output.endswith("\n"):
+        sys.stdout.write(output)
+    else:
+        console.print(output, soft_wrap=True, highlight=False)
 
 studies_app = typer.Typer(help="The studies in the storage; `hpo studies delete NAME` removes one.",
                           invoke_without_command=True, no_args_is_help=False)
@@ -18,13 +32,13 @@ app.add_typer(studies_app, name="studies", rich_help_panel=PANEL)
 
 
 @studies_app.callback()
-def studies(ctx: typer.Context, storage: StorageOption = None) -> None:
+def studies(ctx: typer.Context, storage: StorageOption = None, fmt: FormatOption = OutputFormat.table) -> None:
     """List the studies in the storage: trial states, budget and best value."""
     ctx.obj = storage
     if ctx.invoked_subcommand is None:
         from hpo.results.studies import list_studies
 
-        console.print(list_studies(storage), soft_wrap=True)
+        _show(list_studies(storage, fmt))
 
 
 @studies_app.command("delete")
@@ -43,11 +57,39 @@ def delete_study(
 
 
 @app.command(rich_help_panel=PANEL)
-def status(name: StudyName, storage: StorageOption = None) -> None:
+def status(name: StudyName, storage: StorageOption = None, fmt: FormatOption = OutputFormat.table) -> None:
     """A study's state counts, budget used, best F1, running trials (worker, age, last heartbeat), retries."""
     from hpo.results.status import study_status
 
-    console.print(study_status(name, storage))
+    _show(study_status(name, storage, fmt))
+
+
+@app.command(rich_help_panel=PANEL)
+def trials(
+    name: StudyName,
+    state: Annotated[list[State] | None, typer.Option("--state", help="Only trials in this state (repeatable).")]
+    = None,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """A study's trials, one record each: number, state, value, params, epochs_run, duration_s, worker,
+    failure_reason."""
+    from hpo.results.trials import list_trials
+
+    _show(list_trials(name, storage, states=tuple(s.value for s in state or ()), fmt=fmt))
+
+
+@app.command(rich_help_panel=PANEL)
+def best(
+    name: StudyName,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many of the best complete trials.")] = 1,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """A study's best complete trials, best first, as the records `hpo trials` prints."""
+    from hpo.results.trials import best_trials
+
+    _show(best_trials(name, storage, top=top, fmt=fmt))
 
 
 @app.command(rich_help_panel=PANEL)
@@ -67,20 +109,25 @@ def report(
 @app.command(rich_help_panel=PANEL)
 def export(
     name: StudyName,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; - for standard output.")],
     top: Annotated[int | None, typer.Option("--top", min=1, help="Export the k best configs (for --enqueue).")] = None,
-    output_format: Annotated[
-        str, typer.Option("--format", help="yaml (a runnable study file) or training-args (JSON for HF Trainer).")
-    ] = "yaml",
+    output_format: Annotated[ExportFormat, typer.Option(
+        "--format", help="yaml: a runnable study file; training-args: TrainingArguments JSON (and the transfer "
+                         "recipe beside it).")] = ExportFormat.yaml,
     trial: Annotated[int | None, typer.Option("--trial", help="Export this trial instead of the best.")] = None,
     storage: StorageOption = None,
 ) -> None:
-    """Export the best trial as a runnable study file with every searched field fixed (or the k best configs,
-    or TrainingArguments JSON)."""
+    """Export the best trial (or trial N) as a runnable study file with every searched field fixed, the k best
+    configs, or TrainingArguments JSON."""
+    from hpo.cli.app import err_console
     from hpo.results.export import export_study
 
-    console.print(export_study(name, output, top=top, output_format=output_format, trial=trial, storage=storage),
-                  highlight=False)
+    done = export_study(name, output, top=top, output_format=output_format.value, trial=trial, storage=storage)
+    if done.stdout is not None:
+        sys.stdout.write(done.stdout)
+        err_console.print(done.message, highlight=False, soft_wrap=True)
+    else:
+        console.print(done.message, highlight=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -1,95 +1,120 @@
-"""`hpo status NAME`: how far a study is, who is running what, and what was retried."""
+"""`hpo status NAME`: how far a study is, who is running what, and what was retried; a few queries whatever the
+size of the study (hpo/storage/rows.py)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
-
+from hpo.results.records import RECORD_ATTRS, OutputFormat, dump, trial_record
 from hpo.search.progress import clock, format_params
 
-__all__ = ["study_status"]
+__all__ = ["status_record", "study_status"]
+
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+_WORKER = ("hostname", "pid", "gpu", "slurm_job_id", "slurm_array_task_id", "k8s_index", "k8s_pod")
+_RETRY = ("retry_of", "attempt", "retry_reason")
 
 
-def study_status(name: str, storage: str | None) -> Group:
-    from hpo.storage import last_heartbeats, load_study
+def status_record(name: str, storage: str | None) -> dict[str, Any]:
+    """Everything `hpo status` shows, as one record."""
+    from hpo.storage import best_numbers, count_states, curves, last_heartbeats, load_study, trial_rows
 
     study, _ = load_study(name, storage)
-    trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name for t in trials)
-    budget = study.user_attrs.get("n_trials")
-    done = counts["COMPLETE"] + counts["PRUNED"]
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    counts = count_states(study)
+    best = best_numbers(study, 1)
+    running = trial_rows(study, states=("RUNNING",), attrs=(*RECORD_ATTRS, "device"))
+    steps = curves(study, [r.number for r in running])
+    beats = last_heartbeats(study, running)
+    now = datetime.now()  # naive local time, as Optuna stores trial times
+    return {
+        "study": name, "budget": study.user_attrs.get("n_trials"),
+        "done": counts["COMPLETE"] + counts["PRUNED"], "counts": {s: counts[s] for s in STATES},
+        "best": trial_record(trial_rows(study, numbers=best, attrs=RECORD_ATTRS)[0]) if best else None,
+        "deadline": study.user_attrs.get("deadline"),
+        "running": [{**trial_record(r), "device": r.user_attrs.get("device"),
+                     "age_s": round((now - r.datetime_start).total_seconds(), 1) if r.datetime_start else None,
+                     "heartbeat_age_s": beats.get(r.number), "evaluations": len(steps.get(r.number, {})),
+                     "last_f1": steps[r.number][max(steps[r.number])] if steps.get(r.number) else None}
+                    for r in running],
+        "workers": _workers(trial_rows(study, attrs=_WORKER, params=False), beats),
+        "retries": [{"number": r.number, "state": r.state, **{k: r.user_attrs.get(k) for k in _RETRY}}
+                    for r in trial_rows(study, attrs=_RETRY, params=False) if "retry_of" in r.user_attrs],
+        "poisonous": study.user_attrs.get("poisonous", []),
+    }
 
-    head = Table(show_header=False, title=f"study {name}", title_justify="left")
+
+def _workers(rows: list[Any], beats: dict[int, float]) -> list[dict[str, Any]]:
+    """One record per worker process that ran a trial: where it runs, its scheduler ids and GPU, what it did."""
+    workers: dict[tuple[Any, Any], list[Any]] = {}
+    for row in rows:
+        if "pid" in row.user_attrs:
+            workers.setdefault((row.user_attrs.get("hostname"), row.user_attrs["pid"]), []).append(row)
+    records = []
+    for (host, pid), ran in workers.items():
+        attrs = ran[-1].user_attrs
+        scheduler = (f"slurm {attrs['slurm_job_id']}_{attrs.get('slurm_array_task_id', '')}" if "slurm_job_id" in attrs
+                     else f"k8s {attrs.get('k8s_pod', '')} #{attrs['k8s_index']}" if "k8s_index" in attrs else None)
+        live = [row.number for row in ran if row.state == "RUNNING"]
+        records.append({"worker": f"{host}:{pid}", "scheduler": scheduler, "gpu": attrs.get("gpu"),
+                        "done": sum(row.state in ("COMPLETE", "PRUNED") for row in ran), "started": len(ran),
+                        "running": live[0] if live else None,
+                        "heartbeat_age_s": beats.get(live[0]) if live else None})
+    return records
+
+
+def study_status(name: str, storage: str | None, fmt: OutputFormat = OutputFormat.table) -> Any:
+    """`hpo status`: rich tables, or the record as JSON or YAML."""
+    record = status_record(name, storage)
+    return dump(record, fmt) if fmt is not OutputFormat.table else _tables(record)
+
+
+def _tables(record: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    head = Table(show_header=False, title=f"study {record['study']}", title_justify="left")
     head.add_column(style="dim")
     head.add_column()
-    head.add_row("budget", f"{done} / {budget}" if budget else f"{done} (no trial budget)")
-    head.add_row("trials", ", ".join(f"{counts[s]} {s.lower()}" for s in
-                                     ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")))
-    head.add_row("best val F1", f"{best.value:.4f} (trial {best.number})  {format_params(best.params)}"
+    budget = record["budget"]
+    head.add_row("budget", f"{record['done']} / {budget}" if budget else f"{record['done']} (no trial budget)")
+    head.add_row("trials", ", ".join(f"{n} {state.lower()}" for state, n in record["counts"].items()))
+    best = record["best"]
+    head.add_row("best val F1", f"{best['value']:.4f} (trial {best['number']})  {format_params(best['params'])}"
                  if best else "-")
-    if study.user_attrs.get("deadline"):
-        head.add_row("deadline", study.user_attrs["deadline"])
+    if record["deadline"]:
+        head.add_row("deadline", record["deadline"])
     parts: list[Any] = [head]
-
-    running = [t for t in trials if t.state.name == "RUNNING"]
-    beats: dict[int, float] = {}
-    if running:
-        beats = last_heartbeats(study, running)
-        table = Table(title="running trials", title_justify="left")
-        for column in ("trial", "worker", "device", "age", "last heartbeat", "evaluations", "val F1"):
-            table.add_column(column)
-        now = datetime.now(UTC).replace(tzinfo=None)
-        for t in running:
-            started = t.datetime_start.replace(tzinfo=None) if t.datetime_start else now
-            beat = beats.get(t.number)
-            last = max(t.intermediate_values) if t.intermediate_values else None
-            table.add_row(
-                str(t.number), f"{t.user_attrs.get('hostname', '?')}:{t.user_attrs.get('pid', '?')}",
-                str(t.user_attrs.get("device", "?")), clock((now - started).total_seconds()),
-                f"{clock(beat)} ago" if beat is not None else "-",
-                str(len(t.intermediate_values)), f"{t.intermediate_values[last]:.4f}" if last else "-",
-            )
-        parts.append(table)
-
-    parts.append(_workers(trials, beats if running else {}))
-    retries = [t for t in trials if "retry_of" in t.user_attrs]
-    if retries:
-        table = Table(title="retries", title_justify="left")
-        for column in ("trial", "retry of", "attempt", "why", "state"):
-            table.add_column(column)
-        for t in retries:
-            table.add_row(str(t.number), str(t.user_attrs["retry_of"]), str(t.user_attrs.get("attempt")),
-                          str(t.user_attrs.get("retry_reason", "")), t.state.name)
-        parts.append(table)
-    for poison in study.user_attrs.get("poisonous", []):
+    if record["running"]:
+        parts.append(_table("running trials", ("trial", "worker", "device", "age", "last heartbeat", "evaluations",
+                                               "val F1"),
+                            [(r["number"], r["worker"], r["device"], _ago(r["age_s"], ""),
+                              _ago(r["heartbeat_age_s"]), r["evaluations"],
+                              f"{r['last_f1']:.4f}" if r["last_f1"] is not None else "-") for r in record["running"]]))
+    parts.append(_table("workers", ("worker", "scheduler", "gpu", "trials", "running", "last heartbeat"),
+                        [(w["worker"], w["scheduler"], w["gpu"], f"{w['done']} done, {w['started']} started",
+                          w["running"], _ago(w["heartbeat_age_s"])) for w in record["workers"]]))
+    if record["retries"]:
+        parts.append(_table("retries", ("trial", "retry of", "attempt", "why", "state"),
+                            [(r["number"], r["retry_of"], r["attempt"], r["retry_reason"], r["state"])
+                             for r in record["retries"]]))
+    for poison in record["poisonous"]:
         parts.append(Text(f"poisonous parameters (failed {poison['attempts']} times, {poison['reason']}): "
                           f"{format_params(poison['params'])}", style="red"))
     return Group(*parts)
 
 
-def _workers(trials: list, beats: dict[int, float]) -> Table:
-    """One row per worker process that ran a trial: where it runs, its scheduler ids and GPU, what it did."""
-    table = Table(title="workers", title_justify="left")
-    for column in ("worker", "scheduler", "gpu", "trials", "running", "last heartbeat"):
+def _ago(seconds: float | None, suffix: str = " ago") -> str:
+    return f"{clock(seconds)}{suffix}" if seconds is not None else "-"
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
         table.add_column(column)
-    workers: dict[tuple, list] = {}
-    for t in trials:
-        if "pid" in t.user_attrs:
-            workers.setdefault((t.user_attrs.get("hostname"), t.user_attrs["pid"]), []).append(t)
-    for (host, pid), ran in workers.items():
-        attrs = ran[-1].user_attrs
-        scheduler = (f"slurm {attrs['slurm_job_id']}_{attrs.get('slurm_array_task_id', '')}" if "slurm_job_id" in attrs
-                     else f"k8s {attrs.get('k8s_pod', '')} #{attrs['k8s_index']}" if "k8s_index" in attrs else "-")
-        live = [t for t in ran if t.state.name == "RUNNING"]
-        beat = beats.get(live[0].number) if live else None
-        done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in ran)
-        table.add_row(f"{host}:{pid}", scheduler, str(attrs.get("gpu", "-")), f"{done} done, {len(ran)} started",
-                      str(live[0].number) if live else "-", f"{clock(beat)} ago" if beat is not None else "-")
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
     return table

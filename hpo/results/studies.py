@@ -1,48 +1,55 @@
-"""`hpo studies`: what the storage holds, without the study files."""
+"""`hpo studies`: what the storage holds, without the study files, in a few queries whatever its size."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
+from typing import Any
 
-from rich.table import Table
-
+from hpo.errors import HpoError
+from hpo.results.records import OutputFormat, dump
 from hpo.settings import resolve_storage
 from hpo.storage import open_storage, storage_exists
 
-__all__ = ["delete_study", "list_studies"]
+__all__ = ["delete_study", "list_studies", "study_records"]
 
 
-def list_studies(storage: str | None) -> Table | str:
-    import optuna
+def study_records(storage: str | None) -> tuple[list[dict[str, Any]], str]:
+    """One record per study: its trial counts by state, budget, best value, when it was created; and the storage
+    (masked) they were read from. An absent SQLite file holds no studies (and is not created)."""
+    from hpo.storage import study_summaries
 
     target = resolve_storage(storage, None)
-    if not storage_exists(target):  # a listing must not create the database file
-        return f"no studies in {target.display} (the file does not exist)"
-    backend = open_storage(target)
-    summaries = optuna.get_all_study_summaries(backend, include_best_trial=True)
-    if not summaries:
-        return f"no studies in {target.display}"
-    table = Table(title=f"studies in {target.display}", title_justify="left")
+    if not storage_exists(target):
+        return [], target.display
+    summaries = sorted(study_summaries(open_storage(target)), key=lambda s: s.created or datetime.min)
+    return [{"study": s.name, "complete": s.counts["COMPLETE"], "pruned": s.counts["PRUNED"],
+             "failed": s.counts["FAIL"], "running": s.counts["RUNNING"], "waiting": s.counts["WAITING"],
+             "budget": s.budget, "best_value": s.best_value,
+             "created": s.created.isoformat(timespec="seconds") if s.created else None} for s in summaries], \
+        target.display
+
+
+def list_studies(storage: str | None, fmt: OutputFormat = OutputFormat.table) -> Any:
+    """`hpo studies`: a table, or the records as JSON or YAML."""
+    from rich.table import Table
+
+    records, shown = study_records(storage)
+    if fmt is not OutputFormat.table:
+        return dump(records, fmt)
+    if not records:
+        return f"no studies in {shown}"
+    table = Table(title=f"studies in {shown}", title_justify="left")
     table.add_column("study", no_wrap=True)
     for column in ("complete", "pruned", "failed", "running", "budget", "best F1"):
         table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
-    for summary in sorted(summaries, key=lambda s: s.datetime_start or datetime.min):
-        study_id = backend.get_study_id_from_name(summary.study_name)
-        counts = Counter(t.state.name for t in backend.get_all_trials(study_id, deepcopy=False))
-        best = summary.best_trial.value if summary.best_trial else None
-        table.add_row(
-            summary.study_name, str(counts["COMPLETE"]), str(counts["PRUNED"]), str(counts["FAIL"]),
-            str(counts["RUNNING"]), str(summary.user_attrs.get("n_trials", "-")),
-            f"{best:.4f}" if best is not None else "-",
-        )
+    for r in records:
+        table.add_row(r["study"], str(r["complete"]), str(r["pruned"]), str(r["failed"]), str(r["running"]),
+                      str(r["budget"] or "-"), f"{r['best_value']:.4f}" if r["best_value"] is not None else "-")
     return table
 
 
 def delete_study(storage: str | None, name: str) -> str:
     import optuna
-
-    from hpo.errors import HpoError
 
     target = resolve_storage(storage, None)
     if not storage_exists(target):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from hpo.train.config import TrainConfig
     from hpo.train.loop import Evaluation
 
-__all__ = ["LiveDisplay", "clock", "format_params", "summary_table"]
+__all__ = ["FitProgress", "LiveDisplay", "clock", "format_params", "summary_table"]
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -151,19 +151,82 @@ class LiveDisplay:
         return Group(head, line, Text(self._params, style="dim"))
 
 
+class FitProgress:
+    """`hpo train`'s live line, as `hpo run` shows a trial: epoch, step, val F1 (and the best), elapsed, ETA. On a
+    terminal it redraws; elsewhere it prints one line per evaluation."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console, self.title = console, title
+        self.started = time.monotonic()
+        self._first_step: float | None = None
+        self._step, self._epochs = (0, 0), 0
+        self._eval: Evaluation | None = None
+        self._best: Evaluation | None = None
+        self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
+
+    def __enter__(self) -> FitProgress:
+        if self._live:
+            self._live.start()
+            self._live.update(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._live.stop()
+
+    def started_training(self, config: TrainConfig) -> None:
+        self._epochs = config.epochs
+
+    def step(self, step: int, total: int) -> None:
+        if self._first_step is None:
+            self._first_step = time.monotonic()
+        self._step = (step, total)
+        if self._live and (step % 4 == 0 or step == total):
+            self._live.update(self)
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        self._eval = evaluation
+        if self._best is None or evaluation.f1 > self._best.f1:
+            self._best = evaluation
+        if not self._live:
+            self.console.print(self._line(), highlight=False, soft_wrap=True)
+
+    def eta_seconds(self) -> float | None:
+        step, total = self._step
+        if self._first_step is None or not step:
+            return None
+        return (time.monotonic() - self._first_step) / step * (total - step)
+
+    def _line(self) -> Text:
+        step, total = self._step
+        epoch = step / total * self._epochs if total else 0.0
+        eta = self.eta_seconds()
+        f1 = f"{self._eval.f1:.4f}" if self._eval else "-"
+        best = f" (best {self._best.f1:.4f} at evaluation {self._best.step})" if self._best else ""
+        return Text.assemble(
+            (self.title, "bold"), ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
+            ("  step ", "dim"), (f"{step}/{total}", ""), ("  val F1 ", "dim"), (f1 + best, "cyan"),
+            ("  elapsed ", "dim"), (clock(time.monotonic() - self.started), ""),
+            ("  eta ", "dim"), (clock(eta) if eta is not None else "-", ""),
+        )
+
+    def __rich__(self) -> Text:
+        return self._line() if self._step[1] else Text(f"{self.title}: loading the model and data…", style="dim")
+
+
 def summary_table(
     study: optuna.Study, *, storage: str, wall_seconds: float, budget: int | None
 ) -> Table:
-    from optuna.trial import TrialState
+    """The closing table of a run, read with a few queries (a study may hold thousands of trials)."""
+    from hpo.storage import best_numbers, count_states, frozen_trials
 
-    trials = study.get_trials(deepcopy=False)
-    counts = Counter(t.state for t in trials)
+    counts = count_states(study)
     table = Table(title=f"study {study.study_name}", show_header=False, title_justify="left")
     table.add_column(style="dim")
     table.add_column()
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = max(complete, key=lambda t: t.value)
+    best_number = best_numbers(study, 1)
+    if best_number:
+        (best,) = frozen_trials(study, best_number)
         table.add_row("best val F1", f"[bold]{best.value:.4f}[/]  (trial {best.number}, "
                       f"evaluation {best.user_attrs.get('best_step', '?')}, "
                       f"accuracy {best.user_attrs.get('best_accuracy', float('nan')):.4f})")
@@ -171,9 +234,9 @@ def summary_table(
             table.add_row(f"  {name}", _fmt(value))
     else:
         table.add_row("best val F1", "no completed trial yet")
-    used = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-    table.add_row("trials", f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
-                  f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running")
+    used = counts["COMPLETE"] + counts["PRUNED"]
+    table.add_row("trials", f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+                  f"{counts['FAIL']} failed, {counts['RUNNING']} running")
     table.add_row("budget", f"{used} / {budget}" if budget else f"{used} (no trial budget; deadline only)")
     table.add_row("wall time", clock(wall_seconds))
     table.add_row("storage", storage)

@@ -11,7 +11,7 @@ from typing import Any
 from hpo.errors import StudyMismatchError
 from hpo.spec import StudySpec, spec_hash
 
-__all__ = ["check_unchanged", "provenance"]
+__all__ = ["check_unchanged", "provenance", "summary"]
 
 _PACKAGES = ("transfer-hpo", "torch", "transformers", "optuna", "tokenizers", "datasets", "scikit-learn")
 
@@ -29,18 +29,41 @@ def provenance(spec: StudySpec, spec_text: str, data_fingerprint: dict[str, Any]
     }
 
 
+def summary(record: dict[str, Any]) -> str:
+    """One readable line of a provenance record, for optuna-dashboard (which shows user attributes as text)."""
+    model, data, packages = record["model"], record["data"], record["packages"]
+    versions = ", ".join(f"{name} {version}" for name, version in packages.items()
+                         if version and name in ("transfer-hpo", "torch", "transformers", "optuna"))
+    commit = f"; git {record['git_commit'][:10]}" if record.get("git_commit") else ""
+    return (f"{model.get('id')} ({model.get('pooling')} pooling); source "
+            f"{data['source']['name']} ({data['source']['train']} docs) -> target {data['target']['name']} "
+            f"({data['target']['train']} train, {data['target']['validation']} validation); {versions}{commit}; "
+            f"created {record['created_at']}; study file sha256 {record['spec_sha256'][:12]}")
+
+
 def check_unchanged(stored: dict[str, Any], current: dict[str, Any], study_name: str) -> None:
     """Refuse a re-run whose search space, model or data differ from the study's; name each difference."""
     changes = []
     for key, what in (("search_space", "search space"), ("model", "model"), ("data", "data")):
         for path in _differences(stored.get(key), current[key]):
             old, new = _at(stored.get(key), path), _at(current[key], path)
+            if key == "search_space" and _new_field_at_default(path, old, new):
+                continue
             changes.append(f"  {what}: {' -> '.join(path) or key}: {_short(old)} -> {_short(new)}")
     if changes:
         raise StudyMismatchError(
             f"study {study_name!r} was created with a different setup:\n" + "\n".join(changes) +
             "\nUse a new study name, or --force to continue it anyway (its trials would no longer compare)."
         )
+
+
+def _new_field_at_default(path: tuple[str, ...], old: Any, new: Any) -> bool:
+    """A training field this version added (absent from the stored record) at its default: not a change, so a study
+    made by an older version continues."""
+    from hpo.train.config import TrainConfig
+
+    field = TrainConfig.model_fields.get(path[-1]) if len(path) == 2 and path[0] == "fixed" else None
+    return old is None and field is not None and new == field.default
 
 
 def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -158,19 +158,20 @@ def _run(study: optuna.Study, spec: StudySpec, bench: Workbench, budget: int | N
 def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbench, force: bool,
            console: Console) -> None:
     """A new study records where it came from (and its deadline); a re-run must match that, unless forced."""
-    from hpo.search.provenance import check_unchanged, provenance
+    from hpo.search.provenance import check_unchanged, provenance, summary
+    from hpo.storage import provenance_of, store_provenance
 
     current = provenance(spec, spec_text, bench.data.fingerprint(spec.source, spec.target))
-    stored = study.user_attrs.get("provenance")
+    stored = provenance_of(study)
     if stored is None:
-        study.set_user_attr("provenance", current)
+        store_provenance(study, current, summary(current))
         study.set_metric_names([METRIC])
         if spec.timeout is not None:
             deadline = datetime.now(UTC) + timedelta(seconds=spec.timeout)
             study.set_user_attr("deadline", deadline.isoformat(timespec="seconds"))
     elif force:
         console.print("[yellow]--force: continuing a study whose setup changed[/]")
-        study.set_user_attr("provenance_forced", current)
+        store_provenance(study, current, summary(current), forced=True)
     else:
         check_unchanged(stored, current, spec.name)
 

@@ -84,8 +84,9 @@ def spec_from_text(text: str, *, source: str, name: str | None = None) -> StudyS
 
 def stored_spec(study: optuna.Study) -> tuple[StudySpec, str]:
     """The spec a study was created from, and its text, as stored in its provenance by `hpo run`."""
-    provenance = study.user_attrs.get("provenance") or {}
-    text = provenance.get("spec_text")
+    from hpo.storage import provenance_of
+
+    text = (provenance_of(study) or {}).get("spec_text")
     if not text:
         raise HpoError(f"study {study.study_name!r} was not created by `hpo run` (no study file stored with it)")
     return spec_from_text(text, source=f"study {study.study_name!r} (its stored study file)",

@@ -13,32 +13,34 @@ from sqlalchemy import text
 
 from hpo.storage.outage import retrying
 
-__all__ = ["count_states", "fail_own_running_trial", "last_heartbeats", "limit_trials", "target_only_tally"]
+__all__ = ["backend_of", "count_states", "engine_of", "fail_own_running_trial", "fetch", "last_heartbeats",
+           "limit_trials", "target_only_tally"]
 
 
-def _backend(study: optuna.Study) -> Any:
+def backend_of(study: optuna.Study) -> Any:
     storage = study._storage
     return getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in its trial cache
 
 
-def _engine(study: optuna.Study) -> Any:
+def engine_of(study: optuna.Study) -> Any:
     """The SQLAlchemy engine under the study's storage, or None for an in-memory study."""
-    return getattr(_backend(study), "engine", None)
+    return getattr(backend_of(study), "engine", None)
 
 
 @retrying
-def _rows(engine: Any, query: str, **values: Any) -> list[Any]:
+def fetch(engine: Any, query: Any, **values: Any) -> list[Any]:
+    """The rows of `query` (SQL text, or a prepared statement), retried through outages."""
     with engine.connect() as connection:
-        return list(connection.execute(text(query), values))
+        return list(connection.execute(text(query) if isinstance(query, str) else query, values))
 
 
 def count_states(study: optuna.Study) -> Counter[str]:
     """Trials per state, counted by the database: the budget check runs before every trial of every worker, and
     loading every trial for it would grow with the study."""
-    engine = _engine(study)
+    engine = engine_of(study)
     if engine is None:
         return Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    rows = _rows(engine, "SELECT t.state, count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+    rows = fetch(engine, "SELECT t.state, count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
                          "WHERE s.study_name = :name GROUP BY t.state", name=study.study_name)
     return Counter({str(state): int(n) for state, n in rows})
 
@@ -62,24 +64,25 @@ def target_only_tally(study: optuna.Study, number: int) -> tuple[int, int]:
 
     The sampler decides with it whether trial `number` is target only. It reads the storage, not the study it is
     handed: under Hyperband Optuna hands samplers a study filtered to the trial's bracket."""
-    engine = _engine(study)
+    engine = engine_of(study)
     if engine is None:
         counted = [t for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL" and t.number != number]
         return len(counted), sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only"))
                                  for t in counted)
-    ((counted, target_only),) = _rows(engine, _TALLY, name=study.study_name, number=number)
+    ((counted, target_only),) = fetch(engine, _TALLY, name=study.study_name, number=number)
     return int(counted), int(target_only)
 
 
-def last_heartbeats(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
-    """Seconds since each trial's last heartbeat, by trial number, by the database's own clock. Optuna keeps
-    heartbeats in its `trial_heartbeats` table but has no public getter for them."""
-    engine = _engine(study)
-    numbers = {t._trial_id: t.number for t in trials}
+def last_heartbeats(study: optuna.Study, trials: list[Any]) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, by trial number, by the database's own clock (`trials`: Optuna's
+    FrozenTrials or this package's TrialRows). Optuna keeps heartbeats in its `trial_heartbeats` table but has no
+    public getter for them."""
+    engine = engine_of(study)
+    numbers = {getattr(t, "trial_id", None) or t._trial_id: t.number for t in trials}
     if engine is None or not numbers:
         return {}
-    ((now,),) = _rows(engine, "SELECT CURRENT_TIMESTAMP")
-    rows = _rows(engine, "SELECT trial_id, heartbeat FROM trial_heartbeats")
+    ((now,),) = fetch(engine, "SELECT CURRENT_TIMESTAMP")
+    rows = fetch(engine, "SELECT trial_id, heartbeat FROM trial_heartbeats")
     return {numbers[tid]: (_naive(now) - _naive(beat)).total_seconds() for tid, beat in rows if tid in numbers}
 
 
@@ -91,7 +94,7 @@ def _naive(value: Any) -> datetime:
 
 def limit_trials(study: optuna.Study, budget: int | None) -> None:
     """From now on this process's storage starts a trial of `study` only within `budget` (budget.py)."""
-    _backend(study).limit_trials(study._storage.get_study_id_from_name(study.study_name), budget)
+    backend_of(study).limit_trials(study._storage.get_study_id_from_name(study.study_name), budget)
 
 
 def fail_own_running_trial(study: optuna.Study, reason: str, max_retries: int) -> None:
@@ -102,6 +105,6 @@ def fail_own_running_trial(study: optuna.Study, reason: str, max_retries: int) -
 
     from hpo.storage.retries import fail_and_retry
 
-    trial_id = getattr(_backend(study), "last_started_trial_id", None)
+    trial_id = getattr(backend_of(study), "last_started_trial_id", None)
     if trial_id is not None and (trial := study._storage.get_trial(trial_id)).state == TrialState.RUNNING:
         fail_and_retry(study, trial, reason, max_retries)

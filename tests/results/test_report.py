@@ -4,6 +4,7 @@ figure. The screenshot and the report stay in tests/artifacts/ for a person to l
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -267,9 +268,18 @@ def test_report_figures_match_the_study(rendered, real_study):
     # slices: every one of the five parameters the report looks at is searched by this study file
     assert check["fig-slice"]["traces"] == (5 if complete else 0)
 
+    # the table of trials: one row each, complete ones best first, then the others by number
+    (table,) = check["fig-trials"]["tables"]
+    ranked = sorted(complete, key=lambda t: (-t.value, t.number))
+    others = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert [int(n) for n in table[0]] == [t.number for t in ranked + others]
+    assert table[2][0] == f"{ranked[0].value:.4f}" and table[1] == [t.state.name for t in ranked + others]
+    # importances from 6 complete trials come with their caveat
+    assert "Caution: these rest on only 6 complete trials, fewer than 20" in html.unescape(page)
+
 
 def test_report_reads_postgresql_like_sqlite(real_study, real_storage, pg_url, tmp_path):
-    """The report reads only through the Study API: the same study copied to PostgreSQL gives the same page."""
+    """The report's queries read PostgreSQL as they read SQLite: the same study copied there gives the same page."""
     optuna.copy_study(from_study_name="tiny", from_storage=real_storage, to_storage=pg_url)
     on_postgres = optuna.load_study(study_name=real_study.study_name, storage=pg_url)
     pages = []
@@ -283,7 +293,7 @@ def test_report_reads_postgresql_like_sqlite(real_study, real_storage, pg_url, t
 def test_report_study_loads_by_name_from_the_storage(real_storage, tmp_path):
     path = tmp_path / "out" / "report.html"
     said = report_study("tiny", path, storage=real_storage)
-    assert said.startswith(f"wrote {path}: 8 figures for study 'tiny' (")
+    assert said.startswith(f"wrote {path}: 9 figures for study 'tiny' (")
     assert 'id="fig-states"' in path.read_text()
     with pytest.raises(HpoError, match=r"no study named 'nope' in sqlite:///.*; studies: tiny"):
         report_study("nope", tmp_path / "nope.html", storage=real_storage)
@@ -293,6 +303,6 @@ def test_report_study_loads_by_name_from_the_storage(real_storage, tmp_path):
 def test_hpo_report_command(real_storage, tmp_path):
     done = hpo_cli("report", "tiny", "-o", str(tmp_path / "r.html"), "--storage", real_storage, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "8 figures for study 'tiny'" in done.stdout and (tmp_path / "r.html").exists()
+    assert "9 figures for study 'tiny'" in done.stdout and (tmp_path / "r.html").exists()
     missing = hpo_cli("report", "nope", "--storage", real_storage, cwd=tmp_path)
     assert missing.returncode == 1 and "no study named 'nope'" in missing.stderr

@@ -22,10 +22,12 @@ from hpo.results.transfer import (
     normalise_label,
     paired_gain,
     transfer_effect,
+    verdict,
     write_outputs,
 )
+from hpo.results.transfer.page import gain_line
 from hpo.search.space import is_target_only
-from hpo.storage import load_study
+from hpo.storage import load_study, provenance_of
 from tests.builders import hpo_cli, study_from, write_study
 
 # -- statistics on given numbers -----------------------------------------------------------------------------
@@ -86,24 +88,54 @@ def test_label_names_are_lightly_normalised():
     assert normalise_label("earn") == "earn"
 
 
-def _result(n: int, negative: bool) -> dict:
-    row = {"f1": [0.5] * n, "accuracy": [0.6] * n, "f1_mean": 0.5, "f1_ci": [0.4, 0.6] if n > 1 else [None, None],
+def _result(n: int, gain_ci: tuple[float, float] = (-0.2, -0.05), f1_ci: tuple[float, float] = (0.4, 0.6)) -> dict:
+    row = {"f1": [0.5] * n, "accuracy": [0.6] * n, "f1_mean": 0.5, "f1_ci": list(f1_ci) if n > 1 else [None, None],
            "accuracy_mean": 0.6, "accuracy_ci": [None, None], "trial": None, "config": None, "note": "a <note>"}
+    ci = list(gain_ci) if n > 1 else [None, None]
     return {"study": "s<1>", "metric": "test macro F1", "test": {"dataset": "d", "documents": 10, "classes": 2},
             "seeds": list(range(n)), "ci_method": "Student's t", "rows": dict.fromkeys(ROWS, row),
-            "gain": {"definition": "transfer - target only", "per_seed": [-0.1] * n, "mean": -0.1,
-                     "ci": [-0.2, -0.05] if n > 1 else [None, None]},
-            "negative_transfer": negative, "negative_transfer_rule": "upper bound < 0"}
+            "gain": {"definition": "transfer - target only", "per_seed": [-0.1] * n, "mean": -0.1, "ci": ci},
+            "verdict": verdict(*ci), "verdict_rule": "by the interval", "negative_transfer": is_negative_transfer(
+                ci[1] if ci[1] is not None else float("nan"))}
+
+
+@pytest.mark.parametrize(("ci", "said"), [((-2.98, 2.74), "inconclusive"), ((0.01, 0.05), "positive"),
+                                          ((-0.05, -0.01), "NEGATIVE TRANSFER")])
+def test_the_verdict_reads_the_whole_interval(ci, said, tmp_path):
+    result = _result(5, gain_ci=ci)
+    assert result["verdict"] == said
+    line = gain_line(result)
+    assert said in line
+    assert not [other for other in ("positive", "NEGATIVE TRANSFER", "inconclusive") if other != said and other in line]
+    write_outputs(result, tmp_path / "t.html")
+    page = (tmp_path / "t.html").read_text()
+    assert f'id="verdict">{said}' in page
+    assert json.loads((tmp_path / "t.json").read_text())["verdict"] == said
+
+
+def test_the_plot_keeps_f1_within_0_and_1_and_says_when_a_ci_was_clipped(tmp_path):
+    from hpo.results.transfer.page import _figure
+
+    wide = _result(3, f1_ci=(-2.0, 3.0))
+    figure = _figure(wide)
+    bars = figure.data[0]
+    assert all(m - low == pytest.approx(0.0) and m + high == pytest.approx(1.0)
+               for m, low, high in zip(bars.y, bars.error_y.arrayminus, bars.error_y.array, strict=True))
+    assert tuple(figure.layout.yaxis.range) == (0, 1.02)
+    write_outputs(wide, tmp_path / "wide.html")
+    assert 'id="clipped"' in (tmp_path / "wide.html").read_text()
+    write_outputs(_result(3), tmp_path / "narrow.html")
+    assert 'id="clipped"' not in (tmp_path / "narrow.html").read_text()
 
 
 def test_outputs_are_a_self_contained_page_and_json(tmp_path):
-    write_outputs(_result(3, True), tmp_path / "out" / "t.html")
+    write_outputs(_result(3), tmp_path / "out" / "t.html")
     page = (tmp_path / "out" / "t.html").read_text()
     assert "<script src=" not in page and "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js inside
     assert "NEGATIVE TRANSFER" in page and "s&lt;1&gt;" in page and "a &lt;note&gt;" in page
     assert all(f'data-row="{row}"' in page for row in ROWS)
     assert json.loads((tmp_path / "out" / "t.json").read_text())["negative_transfer"] is True
-    write_outputs(_result(1, False), tmp_path / "one.html")
+    write_outputs(_result(1), tmp_path / "one.html")
     assert "undefined (n = 1)" in (tmp_path / "one.html").read_text()
     assert json.loads((tmp_path / "one.json").read_text())["gain"]["ci"] == [None, None]
 
@@ -199,7 +231,7 @@ def test_too_few_target_only_trials_run_a_target_only_search(tmp_path, tiny_mode
     searched = optuna.load_study(study_name="few-target-only", storage=url)
     trials = searched.get_trials()
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3  # the same budget
-    stored_spec = yaml.safe_load(searched.user_attrs["provenance"]["spec_text"])
+    stored_spec = yaml.safe_load(provenance_of(searched)["spec_text"])
     assert stored_spec["search_space"]["source_weight"] == 1.0  # fixed: every trial at λ = 1
     assert all(t.params.get("source_weight", 1.0) == 1.0 for t in trials)
     assert searched.user_attrs["target_only_of"] == "few"
@@ -211,4 +243,5 @@ def test_too_few_target_only_trials_run_a_target_only_search(tmp_path, tiny_mode
     assert result["rows"]["transfer"]["trial"]["study"] == "few"
     # one seed: the intervals are undefined and nothing is flagged
     assert result["gain"]["ci"] == [None, None] and result["negative_transfer"] is False
+    assert result["verdict"] == "inconclusive" and "one seed gives no interval" in shown
     assert json.loads((tmp_path / "few.json").read_text())["rows"]["zero-shot"]["f1_ci"] == [None, None]

@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpo.storage import provenance_of
 from tests.builders import hpo_cli, study_from, write_study
 
 RECORDED = {"f1_curve", "epochs_completed", "train_seconds", "samples_per_second", "trainable_params", "device",
@@ -60,9 +61,13 @@ def test_study_runs_to_its_budget_and_records_every_trial(first_run):
     # target-only trials keep their share: floor(0.25 × 4) = 1, with λ exactly 1
     target_only = [t for t in trials if t.params["source_weight"] == 1.0]
     assert len(target_only) == math.floor(0.25 * 4)
-    provenance = study.user_attrs["provenance"]
+    provenance = provenance_of(study)
     assert provenance["spec_sha256"] and provenance["packages"]["optuna"] == optuna.__version__
     assert provenance["data"]["target"]["validation"] == 48
+    # the dashboard shows a readable line and the hash, not the record as an escaped JSON blob
+    shown = study.user_attrs["provenance"]
+    assert isinstance(shown, str) and len(shown) < 400 and "reuters-r8" in shown and "{" not in shown
+    assert study.user_attrs["spec_sha256"] == provenance["spec_sha256"]
     assert study.user_attrs["n_trials"] == 4
     assert study.metric_names == ["val_f1"]
 
@@ -121,7 +126,7 @@ def test_a_changed_model_or_dataset_is_refused_and_force_continues(first_run, ti
     assert "--force: continuing a study whose setup changed" in forced.stdout
     study = _study(work)
     assert len(study.get_trials()) > before and _used(study) == 7
-    assert study.user_attrs["provenance_forced"]["data"]["target"]["train"] == 152
+    assert provenance_of(study, forced=True)["data"]["target"]["train"] == 152
 
 
 def test_no_trial_starts_after_the_deadline(tmp_path, tiny_model_dir):
@@ -132,7 +137,7 @@ def test_no_trial_starts_after_the_deadline(tmp_path, tiny_model_dir):
     assert done.returncode == 0, done.stderr
     study = _study(tmp_path, "timed")
     deadline = datetime.fromisoformat(study.user_attrs["deadline"])
-    created = datetime.fromisoformat(study.user_attrs["provenance"]["created_at"])
+    created = datetime.fromisoformat(study.user_attrs["created_at"])
     assert timedelta(seconds=3) <= deadline - created <= timedelta(seconds=5)
     trials = study.get_trials()
     assert 1 <= len(trials) < 1000

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hpo.results.report.common import fixed_value, fmt
+from hpo.results.report.common import fixed_value, fmt, state_of
 
 if TYPE_CHECKING:
     import optuna
@@ -92,11 +92,12 @@ class RetryChain:
     reason: str
 
 
-def retry_chains(trials: list[optuna.trial.FrozenTrial]) -> list[RetryChain]:
-    """Trials linked by `retry_of` (a retry names the trial it retries), grouped by the first attempt."""
+def retry_chains(trials: list[Any]) -> list[RetryChain]:
+    """Trials (FrozenTrials or TrialRows) linked by `retry_of` (a retry names the trial it retries), grouped by the
+    first attempt."""
     by_number = {t.number: t for t in trials}
 
-    def root(trial: optuna.trial.FrozenTrial) -> int:
+    def root(trial: Any) -> int:
         if "retry_root" in trial.user_attrs:
             return int(trial.user_attrs["retry_root"])
         seen = {trial.number}
@@ -107,7 +108,7 @@ def retry_chains(trials: list[optuna.trial.FrozenTrial]) -> list[RetryChain]:
             seen.add(trial.number)
         return trial.number
 
-    groups: dict[int, list[optuna.trial.FrozenTrial]] = {}
+    groups: dict[int, list[Any]] = {}
     for trial in trials:
         if "retry_of" in trial.user_attrs:
             groups.setdefault(root(trial), []).append(trial)
@@ -115,11 +116,11 @@ def retry_chains(trials: list[optuna.trial.FrozenTrial]) -> list[RetryChain]:
     for first, retries in sorted(groups.items()):
         attempts = sorted({first, *(t.number for t in retries)})
         last = by_number.get(attempts[-1])
-        chains.append(RetryChain(first, attempts, last.state.name if last else "?", _reasons(retries)))
+        chains.append(RetryChain(first, attempts, state_of(last) if last else "?", _reasons(retries)))
     return chains
 
 
-def _reasons(retries: list[optuna.trial.FrozenTrial]) -> str:
+def _reasons(retries: list[Any]) -> str:
     reasons = [str(t.user_attrs["retry_reason"]) for t in retries if t.user_attrs.get("retry_reason")]
     return "; ".join(dict.fromkeys(reasons)) or "-"
 

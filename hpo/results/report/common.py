@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = ["COLORS", "FIGURE_IDS", "METRIC_LABEL", "SLICE_PARAMS", "STATES", "Section", "best_trial",
            "complete_trials", "fixed_value", "fmt", "is_target_only", "numbers_text", "param_names", "placeholder",
-           "tint", "value_key"]
+           "state_of", "tint", "value_key"]
 
 FIGURE_IDS = ("fig-history", "fig-intermediate", "fig-importance", "fig-parallel", "fig-slice", "fig-transfer",
-              "fig-compute", "fig-states")
+              "fig-compute", "fig-states", "fig-trials")
 SLICE_PARAMS = ("learning_rate", "source_weight", "freeze_depth", "l1", "l2")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#9467bd",
@@ -35,8 +35,14 @@ class Section:
     note: str = ""  # plain text, escaped when written
 
 
-def complete_trials(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+def state_of(trial: Any) -> str:
+    """A trial's state by name, for Optuna's FrozenTrials and the storage's TrialRows alike."""
+    return getattr(trial.state, "name", trial.state)
+
+
+def complete_trials(trials: list[Any]) -> list[Any]:
+    """The COMPLETE trials with a finite value (FrozenTrials or TrialRows)."""
+    return [t for t in trials if state_of(t) == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
 
 
 def best_trial(study: optuna.Study, complete: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
@@ -50,7 +56,9 @@ def param_names(trials: list[optuna.trial.FrozenTrial]) -> list[str]:
 
 def fixed_value(study: optuna.Study, name: str) -> Any:
     """A training value the study did not search, from the provenance it was created with."""
-    provenance = study.user_attrs.get("provenance") or {}
+    from hpo.storage import provenance_of
+
+    provenance = provenance_of(study) or {}
     return ((provenance.get("search_space") or {}).get("fixed") or {}).get(name)
 
 

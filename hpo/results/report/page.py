@@ -10,15 +10,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hpo.files import html_page
-from hpo.results.report.common import METRIC_LABEL, STATES, Section, best_trial, complete_trials, fmt
+from hpo.results.report.common import METRIC_LABEL, STATES, Section, best_trial, complete_trials, fmt, state_of
 
 if TYPE_CHECKING:
     import optuna
 
+    from hpo.results.report.selection import Drawn
+
 __all__ = ["page"]
 
 
-def page(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], sections: list[Section]) -> str:
+def page(study: optuna.Study, drawn: Drawn, sections: list[Section]) -> str:
     """The whole HTML page: one self-contained file, plotly.js embedded with the first figure."""
     config = {"displaylogo": False, "responsive": True}
     parts = []
@@ -35,7 +37,7 @@ def page(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], sections: 
                      f"{graph}\n</section>")
     nav = " · ".join(f'<a href="#{s.id}-section">{html.escape(s.title)}</a>' for s in sections)
     ids = json.dumps([s.id for s in sections])
-    body = (f"<header>\n<h1>study {html.escape(study.study_name)}</h1>\n{_summary(study, trials)}\n"
+    body = (f"<header>\n<h1>study {html.escape(study.study_name)}</h1>\n{_summary(study, drawn)}\n"
             f"<nav>{nav}</nav>\n</header>\n" + "\n".join(parts) + _RENDER_CHECK.replace("IDS", ids))
     return html_page(f"hpo report: {study.study_name}", body, style=_STYLE)
 
@@ -76,10 +78,11 @@ _RENDER_CHECK = """
 """
 
 
-def _summary(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> str:
+def _summary(study: optuna.Study, drawn: Drawn) -> str:
     """Storage-free facts about the study: best value, trial counts, budget, when it was created."""
-    counts = Counter(t.state.name for t in trials)
-    complete = complete_trials(trials)
+    counts = Counter(state_of(t) for t in drawn.every)
+    trials = drawn.every
+    complete = complete_trials(drawn.trials)  # the drawn trials hold the best
     rows: list[tuple[str, str]] = []
     if complete:
         best = best_trial(study, complete)
@@ -95,7 +98,9 @@ def _summary(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> str
     used = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     rows.append(("budget", f"{used} / {budget} (complete + pruned)" if budget else f"{used} (no trial budget)"))
     rows.append(("direction", html.escape(study.direction.name.lower())))
-    provenance = study.user_attrs.get("provenance") or {}
+    from hpo.storage import provenance_of
+
+    provenance = provenance_of(study) or {}
     if provenance.get("created_at"):
         rows.append(("created", html.escape(str(provenance["created_at"]))))
     model = (provenance.get("model") or {}).get("id")

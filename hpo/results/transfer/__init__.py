@@ -39,6 +39,7 @@ from hpo.results.transfer.stats import (
     json_numbers,
     mean_ci,
     paired_gain,
+    verdict,
 )
 from hpo.spec import StudySpec, stored_spec
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from hpo.workbench import Workbench
 
 __all__ = ["CONFIDENCE", "MIN_TARGET_ONLY_TRIALS", "ROWS", "is_negative_transfer", "mean_ci", "normalise_label",
-           "paired_gain", "transfer_effect", "write_outputs"]
+           "paired_gain", "transfer_effect", "verdict", "write_outputs"]
 
 ROWS = ("zero-shot", "linear probe", "target only", "transfer")
 Trained = dict[str, tuple[Picked, dict[str, Any], str]]  # row -> (the trial it comes from, its params, a note)
@@ -169,8 +170,10 @@ def _result(study: optuna.Study, spec: StudySpec, test: Corpus, rows: dict[str, 
         "rows": {name: row.summary() for name, row in rows.items()},
         "gain": {"definition": "transfer - target only, test F1, paired by seed", "per_seed": json_numbers(per_seed),
                  "mean": json_number(gain[0]), "ci": [json_number(gain[1]), json_number(gain[2])]},
+        "verdict": verdict(gain[1], gain[2]),
+        "verdict_rule": "positive when the gain's 95% CI lies above 0, NEGATIVE TRANSFER when it lies below 0, "
+                        "inconclusive when it holds 0 (or is undefined)",
         "negative_transfer": is_negative_transfer(gain[2]),
-        "negative_transfer_rule": "flagged when the gain's 95% CI upper bound is below 0",
         "target_only": {"study": target_only.study, "min_own_trials": MIN_TARGET_ONLY_TRIALS,
                         "searched": target_only.study != study.study_name},
         "wall_seconds": round(wall_seconds, 1),

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from hpo.files import html_page, write_output
+from hpo.results.transfer.stats import INCONCLUSIVE, NEGATIVE, POSITIVE
 
-__all__ = ["gain_line", "text_table", "write_outputs"]
+__all__ = ["clipped_rows", "gain_line", "text_table", "write_outputs"]
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -46,13 +47,24 @@ def text_table(result: dict[str, Any]) -> Any:
     return table
 
 
+_VERDICT = {  # what each verdict says, and how the terminal shows it
+    POSITIVE: ("positive transfer: the whole interval is above 0", "bold green"),
+    NEGATIVE: ("NEGATIVE TRANSFER: the whole interval is below 0", "bold red"),
+    INCONCLUSIVE: ("inconclusive: the interval holds 0, so these seeds cannot tell the source task's effect from "
+                   "none (more --seeds narrow it)", "bold yellow"),
+}
+
+
+def _verdict_text(result: dict[str, Any]) -> str:
+    text, _ = _VERDICT[result["verdict"]]
+    return text if result["gain"]["ci"][0] is not None else "inconclusive: one seed gives no interval"
+
+
 def gain_line(result: dict[str, Any]) -> str:
     gain = result["gain"]
-    line = (f"transfer gain (transfer - target only, paired by seed): [bold]{_fmt(gain['mean'], True)}[/] "
-            f"95% CI {_ci_text(gain['ci'], True)}")
-    if result["negative_transfer"]:
-        return line + "  [bold red]NEGATIVE TRANSFER[/] (the whole interval is below 0)"
-    return line
+    _, style = _VERDICT[result["verdict"]]
+    return (f"transfer gain (transfer - target only, paired by seed): [bold]{_fmt(gain['mean'], True)}[/] "
+            f"95% CI {_ci_text(gain['ci'], True)}  [{style}]{_verdict_text(result)}[/]")
 
 
 def write_outputs(result: dict[str, Any], output: Path) -> None:
@@ -67,8 +79,10 @@ def _figure(result: dict[str, Any]) -> Any:
     names = list(result["rows"])
     rows = [result["rows"][n] for n in names]
     means = [r["f1_mean"] for r in rows]
-    plus = [None if r["f1_ci"][1] is None else r["f1_ci"][1] - r["f1_mean"] for r in rows]
-    minus = [None if r["f1_ci"][0] is None else r["f1_mean"] - r["f1_ci"][0] for r in rows]
+    # An F1 lies in [0, 1]; a t interval over few seeds can reach past either end. It is drawn clipped (the
+    # table keeps the interval as computed), and the figure says which rows were clipped.
+    plus = [None if r["f1_ci"][1] is None else min(r["f1_ci"][1], 1.0) - r["f1_mean"] for r in rows]
+    minus = [None if r["f1_ci"][0] is None else r["f1_mean"] - max(r["f1_ci"][0], 0.0) for r in rows]
     colors = ["#7f7f7f", "#9467bd", "#2ca02c", "#1f77b4"]
     figure = go.Figure(go.Bar(
         x=names, y=means, name="mean over seeds", marker_color=colors[: len(names)],
@@ -82,9 +96,19 @@ def _figure(result: dict[str, Any]) -> Any:
                                 marker={"color": "black", "size": 6, "opacity": 0.6},
                                 hovertemplate="%{x}, seed %{customdata}: %{y:.4f}<extra></extra>"))
     figure.update_layout(template="plotly_white", height=450, margin_t=40,
-                         yaxis_title=result["metric"], yaxis_rangemode="tozero",
+                         yaxis_title=result["metric"], yaxis_range=[0, 1.02],
                          title=f"{result['metric']}: mean and 95% CI (Student's t) over {len(result['seeds'])} seeds")
+    clipped = clipped_rows(result)
+    if clipped:
+        figure.add_annotation(text=f"CI clipped to [0, 1] for {', '.join(clipped)}", xref="paper", yref="paper",
+                              x=1, y=1.06, showarrow=False, xanchor="right", font={"size": 11, "color": "#666"})
     return figure
+
+
+def clipped_rows(result: dict[str, Any]) -> list[str]:
+    """The rows whose F1 interval reaches outside [0, 1], where the figure draws it clipped."""
+    return [name for name, row in result["rows"].items()
+            if row["f1_ci"][0] is not None and (row["f1_ci"][0] < 0 or row["f1_ci"][1] > 1)]
 
 
 def _page(result: dict[str, Any]) -> str:
@@ -100,14 +124,18 @@ def _page(result: dict[str, Any]) -> str:
             f'<td class="note">{esc(row["note"])}</td></tr>'
         )
     gain = result["gain"]
-    flag = ('<strong class="negative" id="negative-transfer">NEGATIVE TRANSFER</strong> (the whole interval is '
-            "below 0)") if result["negative_transfer"] else '<span id="negative-transfer">no negative transfer</span>'
+    flag = f'<strong class="{esc(result["verdict"].split()[0].lower())}" id="verdict">{esc(_verdict_text(result))}' \
+           "</strong>"
+    clipped = clipped_rows(result)
+    clip_note = (f'<p class="method" id="clipped">The figure draws the 95% CI of {esc(", ".join(clipped))} clipped to '
+                 "[0, 1] (an F1 cannot leave it); the table gives the interval as computed.</p>") if clipped else ""
     title = f"transfer effect: study {result['study']}"
     return html_page(title, f"""<h1>{esc(title)}</h1>
 <p>{esc(result['metric'])} on the held-out test split of {esc(result['test']['dataset'])}
 ({result['test']['documents']} documents, {result['test']['classes']} classes), seeds
 {esc(", ".join(map(str, result['seeds'])))}.</p>
 {graph}
+{clip_note}
 <table id="transfer-table">
 <thead><tr><th>row</th><th>mean F1</th><th>95% CI</th><th>accuracy</th><th>per seed (F1)</th><th>config</th>
 <th>what</th></tr></thead>
@@ -117,5 +145,6 @@ def _page(result: dict[str, Any]) -> str:
 </table>
 <p id="gain">transfer gain ({esc(gain['definition'])}): <b>{_fmt(gain['mean'], True)}</b>, 95% CI
 {esc(_ci_text(gain['ci'], True))}; per seed {esc(" ".join(_fmt(v, True) for v in gain['per_seed']))}. {flag}</p>
-<p class="method">{esc(result['ci_method'])} Negative transfer is {esc(result['negative_transfer_rule'])}.</p>""",
-                     style="td.note, .method { color: #555; font-size: 90%; }\n.negative { color: #c00; }\n")
+<p class="method">{esc(result['ci_method'])} The verdict: {esc(result['verdict_rule'])}.</p>""",
+                     style="td.note, .method { color: #555; font-size: 90%; }\n.negative { color: #c00; }\n"
+                           ".positive { color: #080; }\n.inconclusive { color: #a60; }\n")

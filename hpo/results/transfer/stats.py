@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["CI_METHOD", "CONFIDENCE", "is_negative_transfer", "json_number", "json_numbers", "mean_ci", "paired_gain"]
+__all__ = ["CI_METHOD", "CONFIDENCE", "INCONCLUSIVE", "NEGATIVE", "POSITIVE", "is_negative_transfer", "json_number",
+           "json_numbers", "mean_ci", "paired_gain", "verdict"]
 
 CONFIDENCE = 0.95
 CI_METHOD = (
@@ -38,6 +39,17 @@ def paired_gain(a: Sequence[float], b: Sequence[float], confidence: float = CONF
     if len(a) != len(b):
         raise ValueError(f"paired values need the same length (got {len(a)} and {len(b)})")
     return mean_ci([x - y for x, y in zip(a, b, strict=True)], confidence)
+
+
+POSITIVE, NEGATIVE, INCONCLUSIVE = "positive", "NEGATIVE TRANSFER", "inconclusive"
+
+
+def verdict(ci_low: float | None, ci_high: float | None) -> str:
+    """What the gain's interval says: positive (all of it above 0), NEGATIVE TRANSFER (all below 0), or
+    inconclusive (it holds 0, or is undefined)."""
+    if ci_low is None or ci_high is None or math.isnan(ci_low) or math.isnan(ci_high):
+        return INCONCLUSIVE
+    return POSITIVE if ci_low > 0 else NEGATIVE if ci_high < 0 else INCONCLUSIVE
 
 
 def is_negative_transfer(ci_high: float) -> bool:
