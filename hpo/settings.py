@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     heartbeat_s: int = Field(30, ge=1, description="Seconds between a running trial's heartbeats.")
     grace_s: int = Field(120, ge=1, description="A trial without a heartbeat for this long is lost.")
     storage_retry_s: float = Field(300.0, ge=0, description="How long storage calls retry through outages.")
+    activation_cache_gb: float = Field(20.0, gt=0, description="Size cap of the reused frozen-layer activations "
+                                                               "under the cache; least recently used go first.")
 
 
 _overrides: dict[str, Any] = {}

@@ -123,7 +123,7 @@ class Workbench:
     def fit(
         self, config: TrainConfig, on_eval: Callable[[Evaluation], None], *, model: TransferModel | None = None,
         train_corpus: Corpus | None = None, on_step: Callable[[int, int], None] | None = None,
-        where: Placement | None = None,
+        where: Placement | None = None, result: TrainResult | None = None,
     ) -> tuple[TransferModel, TrainResult]:
         """Fine-tune a fresh model (or `model`) on the target train split (or `train_corpus`), validating on the
         target validation split."""
@@ -133,7 +133,7 @@ class Workbench:
         source = self.encoded("source", config.max_length) if config.source_weight < 1 else None
         target = self.encoded(train_corpus if train_corpus is not None else "train", config.max_length)
         result = train(config, model, target, self.encoded("val", config.max_length), source, pad_id=self.pad_id,
-                       on_eval=on_eval, on_step=on_step, where=where)
+                       on_eval=on_eval, on_step=on_step, where=where, result=result)
         return model, result
 
     def fit_keeping_best(

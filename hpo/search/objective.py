@@ -21,7 +21,7 @@ from hpo.search.space import suggest
 from hpo.spec import StudySpec
 from hpo.storage import retry_trial
 from hpo.train.config import TrainConfig
-from hpo.train.loop import Evaluation, NonFiniteLoss, placement
+from hpo.train.loop import Evaluation, NonFiniteLoss, TrainResult, placement
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,14 +64,16 @@ class Objective:
         self.identity = {**worker_identity(), "worker_seed": worker_seed}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        config = suggest(trial, self.spec)
-        where = placement(config)
-        for key, value in {**self.identity, "device": str(where.device), "precision": where.precision}.items():
-            trial.set_user_attr(key, value)
-        self.reporter.trial_started(trial.number, config, list(self.spec.searched()))
         curve: list[Evaluation] = []
-        try:
-            result = self._fit(trial, config, curve, where)
+        where = None
+        run = TrainResult()  # filled as the run goes: a pruned or failed trial still records its reuse
+        try:  # from the first storage call on: a preemption can land in any of them
+            config = suggest(trial, self.spec)
+            where = placement(config)
+            for key, value in {**self.identity, "device": str(where.device), "precision": where.precision}.items():
+                trial.set_user_attr(key, value)
+            self.reporter.trial_started(trial.number, config, list(self.spec.searched()))
+            result = self._fit(trial, config, curve, where, run)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -89,12 +91,14 @@ class Objective:
                 trial.set_user_attr("failure_traceback", traceback.format_exc(limit=8)[-4000:])
             raise TrialFailed(reason) from exc
         finally:
-            _record(trial, curve)
-            _release_memory(where.device)
+            _record(trial, curve, run)
+            if where is not None:
+                _release_memory(where.device)
         trial.set_user_attr("trainable_params", result.trainable_params)
         return result.best.f1
 
-    def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any) -> Any:
+    def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any,
+             run: TrainResult) -> Any:
         model = self.bench.new_model(config)
         trial.set_user_attr("trainable_params", sum(p.numel() for p in model.parameters() if p.requires_grad))
         started = time.monotonic()
@@ -113,11 +117,13 @@ class Objective:
             if limit is not None and time.monotonic() - started > limit:
                 raise TimeLimitExceeded(f"passed the time limit of {limit:g} s at step {step}")
 
-        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where)[1]
+        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run)[1]
 
 
-def _record(trial: optuna.Trial, curve: list[Evaluation]) -> None:
+def _record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult) -> None:
     """What every trial records, pruned and failed ones included (documented in the README)."""
+    if run.reuse:
+        trial.set_user_attr("reuse", run.reuse)
     if not curve:
         trial.set_user_attr("epochs_completed", 0.0)
         return

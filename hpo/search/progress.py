@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -38,12 +38,30 @@ def clock(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class LiveDisplay:
+class _Panel:
+    """A rich Live panel that redraws itself on a terminal, and is absent elsewhere (CI, log files)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
+
+    def __enter__(self) -> Self:
+        if self._live:
+            self._live.start()
+            self._live.update(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._live.stop()
+
+
+class LiveDisplay(_Panel):
     """Implements the objective's Reporter. On a terminal it redraws a panel; elsewhere (CI, log files) it
     prints one line per finished trial, which it also does above the panel on a terminal."""
 
     def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter) -> None:
-        self.console = console
+        super().__init__(console)
         self.study_name = study_name
         self.budget = budget
         self.counts = counts  # of trial states; the runner keeps it current
@@ -56,17 +74,6 @@ class LiveDisplay:
         self._step = (0, 0)
         self._eval: Evaluation | None = None
         self._epochs = 0
-        self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
-
-    def __enter__(self) -> LiveDisplay:
-        if self._live:
-            self._live.start()
-            self._live.update(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self._live.stop()
 
     # -- Reporter ---------------------------------------------------------------------------------------
 
@@ -151,28 +158,18 @@ class LiveDisplay:
         return Group(head, line, Text(self._params, style="dim"))
 
 
-class FitProgress:
+class FitProgress(_Panel):
     """`hpo train`'s live line, as `hpo run` shows a trial: epoch, step, val F1 (and the best), elapsed, ETA. On a
     terminal it redraws; elsewhere it prints one line per evaluation."""
 
     def __init__(self, console: Console, title: str) -> None:
-        self.console, self.title = console, title
+        super().__init__(console)
+        self.title = title
         self.started = time.monotonic()
         self._first_step: float | None = None
         self._step, self._epochs = (0, 0), 0
         self._eval: Evaluation | None = None
         self._best: Evaluation | None = None
-        self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
-
-    def __enter__(self) -> FitProgress:
-        if self._live:
-            self._live.start()
-            self._live.update(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live:
-            self._live.stop()
 
     def started_training(self, config: TrainConfig) -> None:
         self._epochs = config.epochs

@@ -70,8 +70,15 @@ class TrainConfig(Strict):
     )
     seed: int = Field(0, description="Seeds data splits, sampling, head initialisation and batch order.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32 (measured)."
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the GPU or CPU computes bf16 natively, fp16 with gradient "
+                            "scaling on a GPU without bf16, else fp32 (measured)."
+    )
+    max_grad_norm: PositiveFloat | None = Field(
+        None, description="Clip the gradients' global norm to this before each step (none: no clipping)."
+    )
+    reuse_activations: bool = Field(
+        True, description="Compute the frozen layers' outputs once and reuse them (hpo/train/activations.py)."
     )
     time_limit_s: PositiveFloat | None = Field(
         None, description="A trial running longer than this is stopped and marked FAIL."
@@ -80,4 +87,5 @@ class TrainConfig(Strict):
 
 
 # Fields that define how a run is carried out rather than what is tuned.
-NOT_SEARCHABLE = frozenset({"evaluations_per_epoch", "seed", "device", "precision", "time_limit_s", "f1_average"})
+NOT_SEARCHABLE = frozenset({"evaluations_per_epoch", "seed", "device", "precision", "time_limit_s", "f1_average",
+                            "reuse_activations"})

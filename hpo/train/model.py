@@ -7,6 +7,8 @@ count (BERT and MiniLM: `encoder.layer`, RoBERTa: `encoder.layer`, DistilBERT: `
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,10 @@ __all__ = [
     "ModelShape",
     "TransferModel",
     "encoder_layers",
+    "layer_range",
     "load_encoder",
     "model_shape",
+    "pooled",
     "resolve_model_path",
 ]
 
@@ -140,9 +144,47 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     return found[0]
 
 
-def _embeddings(encoder: nn.Module) -> nn.Module:
+class _Given(nn.Module):
+    """Stands in for the embeddings: returns the hidden states it was handed, whatever the model passes it."""
+
+    def __init__(self, states: torch.Tensor) -> None:
+        super().__init__()
+        self.states = states
+
+    def forward(self, *_: Any, **__: Any) -> torch.Tensor:
+        return self.states
+
+
+@contextmanager
+def layer_range(encoder: nn.Module, start: int, stop: int, states: torch.Tensor | None = None) -> Iterator[None]:
+    """Inside, the encoder's forward runs only layers [start, stop): fed `states` (the hidden states after layer
+    `start`) in place of its embeddings when start > 0. Its own forward still builds the attention mask, position
+    bias and the rest, so every covered family (BERT, RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT) computes exactly
+    what the whole model computes above `start` (hpo/train/activations.py reuses the states below)."""
+    layers = encoder_layers(encoder)
+    parent, name = next((m, n.rsplit(".", 1)[-1]) for path, m in encoder.named_modules()
+                        for n, child in m.named_children() if child is layers)
+    swaps: list[tuple[nn.Module, str, nn.Module]] = [(parent, name, nn.ModuleList(list(layers)[start:stop]))]
+    if start > 0:
+        swaps.append((encoder, "embeddings", _Given(states)))
+        if isinstance(getattr(encoder, "embeddings_project", None), nn.Module):  # ELECTRA's small embeddings
+            swaps.append((encoder, "embeddings_project", nn.Identity()))
+    kept = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in swaps]
+    try:
+        for owner, attr, replacement in swaps:
+            setattr(owner, attr, replacement)
+        yield
+    finally:
+        for owner, attr, original in kept:
+            setattr(owner, attr, original)
+
+
+def _embeddings(encoder: nn.Module) -> list[nn.Module]:
+    """The modules below the first layer: the embeddings, and ELECTRA's projection to the layers' width."""
     embeddings = getattr(encoder, "embeddings", None)
-    return embeddings if isinstance(embeddings, nn.Module) else encoder.get_input_embeddings()
+    found = [embeddings if isinstance(embeddings, nn.Module) else encoder.get_input_embeddings()]
+    project = getattr(encoder, "embeddings_project", None)
+    return [*found, project] if isinstance(project, nn.Module) else found
 
 
 class TransferModel(nn.Module):
@@ -166,7 +208,7 @@ class TransferModel(nn.Module):
         layers = encoder_layers(self.encoder)
         if depth > len(layers):
             raise HpoError(f"freeze_depth {depth} exceeds the encoder's {len(layers)} layers")
-        self._frozen = [_embeddings(self.encoder), *layers[:depth]] if depth else []
+        self._frozen = [*_embeddings(self.encoder), *layers[:depth]] if depth else []
         for module in self._frozen:
             module.requires_grad_(False)
         self.train(self.training)
@@ -183,13 +225,32 @@ class TransferModel(nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         return [*self.target_head.parameters(), *self.source_head.parameters()]
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    @property
+    def depth(self) -> int:
+        return len(encoder_layers(self.encoder))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str = "target") -> torch.Tensor:
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, states: torch.Tensor | None = None,
+             start: int = 0) -> torch.Tensor:
+        """The pooled encoding; with `states`, those after layer `start` (at start = every layer: the pooled
+        vectors themselves) stand in for the embeddings and the layers below (reused activations)."""
+        if states is not None and start == self.depth:
+            return states
+        if states is None or start == 0:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        else:
+            with layer_range(self.encoder, start, self.depth, states):
+                hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pooled(hidden, attention_mask, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str = "target",
+                states: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         head = self.target_head if task == "target" else self.source_head
-        return head(self.pool(input_ids, attention_mask))
+        return head(self.pool(input_ids, attention_mask, states, start))
+
+
+def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """The first token's state ("cls"), or the mean of the states under the attention mask ("mean")."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

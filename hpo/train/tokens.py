@@ -27,6 +27,7 @@ class Encoded:
     ids: np.ndarray  # all token ids, concatenated
     offsets: np.ndarray  # text i is ids[offsets[i]:offsets[i + 1]]
     labels: np.ndarray
+    key: str = ""  # what the data was tokenised from and how (tokenizer, texts, max length): a cache key
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -40,8 +41,18 @@ class Encoded:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """What the tokenizer maps text to: its vocabulary and rules. Not its truncation and padding settings, which
+    the fast tokenizer's backend keeps from its last call (so a key taken before and after tokenising differed)."""
+    import json
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else f"{type(tokenizer).__name__}:{tokenizer.name_or_path}"
+    if backend is None:
+        text = f"{type(tokenizer).__name__}:{tokenizer.name_or_path}"
+    else:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        text = json.dumps(state, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -56,7 +67,7 @@ def encode(tokenizer: Any, tokenizer_key: str, corpus: Corpus, max_length: int) 
             if not path.exists():
                 _write(path, tokenizer, corpus, max_length)
     with np.load(path) as stored:
-        encoded = Encoded(stored["ids"], stored["offsets"], stored["labels"])
+        encoded = Encoded(stored["ids"], stored["offsets"], stored["labels"], key)
     _memo[key] = encoded
     return encoded
 

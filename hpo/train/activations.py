@@ -1,0 +1,219 @@
+"""Frozen layers computed once: the hidden states after the bottom k layers, reused across epochs, trials and
+workers.
+
+With freeze depth k, the embeddings and the bottom k layers are frozen and in eval mode (no dropout): a pure
+function of the input. So their output for every target-train, validation and source example is computed once per
+(weights of those layers, tokenizer, tokenised data, max length, k, precision), stored, and each step runs only the
+layers above k. At k = every layer the stored value is the pooled vector, and a step runs only the heads.
+
+Stored unpadded (one row per token, as the tokenised data is) in a memory-mapped `.npy` under the shared cache
+(`HPO_CACHE/activations/KEY/`), written once under a file lock (another worker building the same entry waits and
+then reads it), touched on every use, and the least recently used entries evicted beyond
+`HPO_ACTIVATION_CACHE_GB`. A cached shallower depth j < k builds depth k by running only layers j..k-1; a deeper
+entry never serves a shallower trial (its layers above j train).
+
+Families covered (each tested on a tiny config): BERT (and MiniLM), RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT.
+Anything else runs without reuse and says why (`reuse_off_reason`). Hand-written: no library caches a frozen
+prefix of a transformer across training runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from filelock import FileLock
+
+from hpo.settings import cache_dir, settings
+from hpo.train.batches import collate
+from hpo.train.model import TransferModel, encoder_layers, layer_range, pooled
+from hpo.train.tokens import Encoded
+
+__all__ = ["FAMILIES", "Reuse", "ReuseStats", "StoredStates", "reuse_off_reason"]
+
+FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert"})
+BUILD_BATCH = 64
+
+
+def reuse_off_reason(model: TransferModel, depth: int, enabled: bool = True) -> str | None:
+    """Why a trial runs without reuse, or None when it reuses."""
+    family = getattr(model.encoder.config, "model_type", type(model.encoder).__name__)
+    if not enabled:
+        return "reuse_activations is off"
+    if depth == 0:
+        return "nothing frozen (freeze_depth 0)"
+    if family not in FAMILIES:
+        return f"family {family} not covered (covered: {', '.join(sorted(FAMILIES))})"
+    return None
+
+
+@dataclass
+class ReuseStats:
+    """What a trial records: batches served from stored states (hits), batches computed to store them (misses),
+    the bytes of the entries it read, and the seconds spent building them."""
+
+    depth: int
+    hits: int = 0
+    misses: int = 0
+    bytes: int = 0
+    build_seconds: float = 0.0
+    built_from: list[int] = field(default_factory=list)  # the depth each built entry started from (0: the input)
+
+    def record(self) -> dict[str, object]:
+        return {"depth": self.depth, "hits": self.hits, "misses": self.misses, "bytes": self.bytes,
+                "build_seconds": round(self.build_seconds, 3), "built_from": self.built_from}
+
+
+@dataclass(frozen=True)
+class StoredStates:
+    """One split's hidden states at one depth: rows of tokens (offsets as the tokenised data's) or pooled vectors."""
+
+    states: np.ndarray  # (tokens, hidden) or (examples, hidden), memory-mapped
+    offsets: np.ndarray
+    pooled: bool
+
+    def batch(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        """The states of `rows`, padded with zeros to the longest (the attention mask hides the padding)."""
+        if self.pooled:
+            return torch.from_numpy(np.ascontiguousarray(self.states[rows])).to(device, non_blocking=True)
+        lengths = self.offsets[rows + 1] - self.offsets[rows]
+        out = np.zeros((len(rows), int(lengths.max()), self.states.shape[1]), dtype=self.states.dtype)
+        for r, i in enumerate(rows):
+            out[r, : lengths[r]] = self.states[self.offsets[i] : self.offsets[i + 1]]
+        return torch.from_numpy(out).to(device, non_blocking=True)
+
+
+class Reuse:
+    """A trial's reused activations at depth k: `states(data, rows)` for any split of it."""
+
+    def __init__(self, model: TransferModel, depth: int, *, pad_id: int, device: torch.device,
+                 autocast: torch.dtype | None) -> None:
+        self.model, self.depth, self.pad_id, self.device, self.autocast = model, depth, pad_id, device, autocast
+        self.stats = ReuseStats(depth)
+        self._keys = _prefix_keys(model, autocast)
+        self._open: dict[str, StoredStates] = {}
+
+    def states(self, data: Encoded, rows: np.ndarray) -> torch.Tensor:
+        stored = self._stored(data)
+        self.stats.hits += 1
+        return stored.batch(rows, self.device)
+
+    def _stored(self, data: Encoded) -> StoredStates:
+        if data.key not in self._open:
+            self._open[data.key] = self._load_or_build(data)
+        return self._open[data.key]
+
+    def _entry(self, data: Encoded, depth: int) -> Path:
+        pooling = f":{self.model.pooling}" if depth == self.model.depth else ""
+        text = f"{self._keys[depth]}:{data.key}:{depth}{pooling}"
+        return cache_dir() / "activations" / hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _load_or_build(self, data: Encoded) -> StoredStates:
+        path = self._entry(data, self.depth)
+        if not (path / "meta.json").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(path) + ".lock"):
+                if not (path / "meta.json").exists():
+                    self._build(data, path)
+        os.utime(path / "meta.json")  # most recently used
+        stored = _open(path)
+        self.stats.bytes += stored.states.nbytes
+        return stored
+
+    def _build(self, data: Encoded, path: Path) -> None:
+        started = time.monotonic()
+        start = next((j for j in range(self.depth - 1, 0, -1) if (self._entry(data, j) / "meta.json").exists()), 0)
+        below = _open(self._entry(data, start)) if start else None
+        self.stats.built_from.append(start)
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        states = self._compute(data, start, below, partial)
+        np.save(partial / "offsets.npy", data.offsets)
+        (partial / "meta.json").write_text(json.dumps({"depth": self.depth, "pooled": self.depth == self.model.depth,
+                                                       "shape": list(states.shape), "from": start}))
+        del states
+        partial.replace(path)
+        self.stats.build_seconds += time.monotonic() - started
+        _evict(path.parent, keep=path)
+
+    def _compute(self, data: Encoded, start: int, below: StoredStates | None, folder: Path) -> np.ndarray:
+        """Run layers [start, depth) over every example (in length-sorted batches), into a memory-mapped array."""
+        model, everything = self.model, self.depth == self.model.depth
+        hidden = model.encoder.config.hidden_size
+        dtype = np.float32 if self.autocast is None else np.float16
+        shape = (len(data), hidden) if everything else (int(data.offsets[-1]), hidden)
+        out = np.lib.format.open_memmap(folder / "states.npy", mode="w+", dtype=dtype, shape=shape)
+        order = np.argsort(data.lengths, kind="stable")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
+                                                        enabled=self.autocast is not None):
+                for first in range(0, len(order), BUILD_BATCH):
+                    rows = order[first : first + BUILD_BATCH]
+                    ids, mask, _ = collate(data, rows, self.pad_id, self.device)
+                    given = below.batch(rows, self.device) if below is not None else None
+                    with layer_range(model.encoder, start, self.depth, given):
+                        states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                    if everything:
+                        out[rows] = pooled(states, mask, model.pooling).float().cpu().numpy().astype(dtype)
+                    else:
+                        values = states.float().cpu().numpy().astype(dtype)
+                        for r, i in enumerate(rows):
+                            out[data.offsets[i] : data.offsets[i + 1]] = values[r, : data.lengths[i]]
+                    self.stats.misses += 1
+        finally:
+            model.train(was_training)
+        out.flush()
+        return out
+
+
+def _open(path: Path) -> StoredStates:
+    meta = json.loads((path / "meta.json").read_text())
+    return StoredStates(np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"), meta["pooled"])
+
+
+def _prefix_keys(model: TransferModel, autocast: torch.dtype | None) -> list[str]:
+    """Key of depth d: the weights of the embeddings (and ELECTRA's projection) and layers [0, d), and the
+    precision they run in; a change to any of those is a different entry."""
+    encoder = model.encoder
+    bottom = [m for name in ("embeddings", "embeddings_project") if isinstance(m := getattr(encoder, name, None),
+                                                                            torch.nn.Module)]
+    digest = hashlib.sha256(f"{type(encoder).__name__}:{autocast}".encode())
+    for module in bottom:
+        _update(digest, module)
+    keys = [digest.hexdigest()]
+    for layer in encoder_layers(encoder):
+        _update(digest, layer)
+        keys.append(digest.hexdigest())
+    return keys
+
+
+def _update(digest: Any, module: torch.nn.Module) -> None:
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+
+
+def _evict(root: Path, keep: Path) -> None:
+    """Delete the least recently used entries until the cache fits `HPO_ACTIVATION_CACHE_GB` (never `keep`)."""
+    cap = settings().activation_cache_gb * 1e9
+    entries = [(p, (p / "meta.json").stat().st_mtime, sum(f.stat().st_size for f in p.iterdir()))
+               for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists()]
+    total = sum(size for _, _, size in entries)
+    for path, _, size in sorted(entries, key=lambda e: e[1]):
+        if total <= cap:
+            break
+        if path != keep:
+            with FileLock(str(path) + ".lock"):
+                shutil.rmtree(path, ignore_errors=True)
+            total -= size
