@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, OutputError
 from hpo.results.records import ExportFormat
 from hpo.spec import StudySpec, dump_spec, stored_spec
 from hpo.train.config import TrainConfig
@@ -123,6 +123,8 @@ def _check_options(output: Path, top: int | None, fmt: ExportFormat, trial: int 
         raise HpoError("--top and --format training-args cannot be used together: TrainingArguments describe one "
                        "trial (the best, or --trial N)")
     suffixes = {ExportFormat.yaml: (".yaml", ".yml"), ExportFormat.training_args: (".json",)}[fmt]
+    if output != STDOUT and output.is_dir():  # the clearer reason first: no suffix makes a directory writable
+        raise OutputError(f"{output}: cannot write: it is a directory; give a file name")
     if output != STDOUT and output.suffix.lower() not in suffixes:
         raise HpoError(f"--format {fmt.value} and -o {output} do not match: write it to a {' or '.join(suffixes)} "
                        "file (or - for standard output)")

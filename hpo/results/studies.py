@@ -20,7 +20,7 @@ def study_records(storage: str | None) -> tuple[list[dict[str, Any]], str]:
 
     target = resolve_storage(storage, None)
     if not storage_exists(target):
-        return [], target.display
+        return [], f"{target.display} (the file does not exist)"
     summaries = sorted(study_summaries(open_storage(target)), key=lambda s: s.created or datetime.min)
     return [{"study": s.name, "complete": s.counts["COMPLETE"], "pruned": s.counts["PRUNED"],
              "failed": s.counts["FAIL"], "running": s.counts["RUNNING"], "waiting": s.counts["WAITING"],
