@@ -7,10 +7,11 @@ validation macro-F1 with the wall time (seconds since the fit started, evaluatio
 reached, and one test macro-F1 of the weights of its best validation step (the R8 test split, read here only).
 
 One JSON object per run is appended to OUT as soon as the run ends, so an interrupted recording resumes where
-it stopped. Run it on a quiet machine, pinned to its cores, e.g.:
+it stopped. Run it on a quiet machine, one shard per core, each pinned to its core, e.g. on 2 cores:
 
-    taskset -c 1 .venv/bin/python benchmarks/time_to_quality/record_curves.py --threads 1 \
-        --out benchmarks/time_to_quality/curves.jsonl
+    for i in 0 1; do taskset -c $i .venv/bin/python benchmarks/time_to_quality/record_curves.py --threads 1 \
+        --shard $i/2 --out benchmarks/time_to_quality/curves-$i.jsonl & done; wait
+    cat benchmarks/time_to_quality/curves-[01].jsonl > benchmarks/time_to_quality/curves.jsonl
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSONL file to append runs to (resumed)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new runs")
+    parser.add_argument("--shard", default="0/1", help="I/N: record every N-th run from the I-th (one per core)")
     args = parser.parse_args()
 
     import torch
@@ -54,16 +56,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from hpo.spec import load_spec
     from hpo.train.data import load_test
-    from hpo.train.model import load_encoder
-    from hpo.workbench import Workbench, load_data
+    from hpo.workbench import open_workbench
 
     spec = load_spec(STUDY)
-    bench = Workbench(load_encoder(spec.model), load_data(spec))
+    bench = open_workbench(spec, str(STUDY))
     test = load_test(spec.target, bench.data.target_train.label_names)
     done = set()
     if args.out.exists():
         done = {run_key(r["params"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
-    todo = [(p, s) for p in grid() for s in SEEDS if run_key(p, s) not in done]
+    index, count = map(int, args.shard.split("/"))
+    todo = [(p, s) for p in grid() for s in SEEDS if run_key(p, s) not in done][index::count]
     print(f"{len(done)} runs recorded, {len(todo)} to go; torch threads {torch.get_num_threads()}", flush=True)
     for number, (params, seed) in enumerate(todo[: args.limit] if args.limit else todo, 1):
         record = record_run(bench, spec, test, params, seed)
@@ -81,7 +83,8 @@ def record_run(bench: Any, spec: Any, test: Any, params: dict[str, Any], seed: i
     from hpo.train.loop import evaluate, resolve_device, resolve_precision
     from hpo.train.metrics import f1
 
-    config = spec.base_config().model_copy(update={**params, "seed": seed, "time_limit_s": None})
+    config = spec.base_config().model_copy(update={**params, "seed": seed, "time_limit_s": None,
+                                                   "reuse_activations": False})
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     model = bench.new_model(config)
