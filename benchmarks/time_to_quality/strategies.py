@@ -18,11 +18,13 @@ __all__ = ["STRATEGIES", "one_epoch_top_k", "run_strategy"]
 HF_FIXED = {"source_weight": 1.0, "freeze_depth": 0.0, "l2": 0.0}  # what hyperparameter_search users leave alone
 
 
-def _study(sampler, pruner):
+def _study(sampler, pruner, name: str):
+    """A named study: Hyperband assigns brackets by a hash of the study's name, so an unnamed study (a random
+    name) would make the replay differ from run to run."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name=name)
 
 
 def _every_axis(table: Table) -> Callable:
@@ -35,13 +37,15 @@ def grid(table: Table, seed: int) -> Search:
     import optuna
 
     sampler = optuna.samplers.GridSampler({a: list(table.axes[a]) for a in AXES}, seed=seed)
-    return Search(_study(sampler, optuna.pruners.NopPruner()), _every_axis(table), limit=len(table.runs))
+    return Search(_study(sampler, optuna.pruners.NopPruner(), f"grid-{seed}"), _every_axis(table),
+                  limit=len(table.runs))
 
 
 def random_search(table: Table, seed: int) -> Search:
     import optuna
 
-    return Search(_study(optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()), _every_axis(table))
+    return Search(_study(optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner(), f"random-{seed}"),
+                  _every_axis(table))
 
 
 def hf_style(table: Table, seed: int) -> Search:
@@ -53,7 +57,7 @@ def hf_style(table: Table, seed: int) -> Search:
         lr = float(trial.suggest_categorical("learning_rate", table.axes["learning_rate"]))
         return (lr, *(HF_FIXED[a] for a in AXES[1:]))
 
-    return Search(_study(optuna.samplers.TPESampler(seed=seed), optuna.pruners.MedianPruner()), propose)
+    return Search(_study(optuna.samplers.TPESampler(seed=seed), optuna.pruners.MedianPruner(), f"hf-{seed}"), propose)
 
 
 def project_default(table: Table, seed: int) -> Search:
@@ -62,7 +66,8 @@ def project_default(table: Table, seed: int) -> Search:
     from hpo.search.algorithms import make_pruner, make_sampler
     from hpo.spec import PrunerSpec, SamplerSpec
 
-    study = _study(None, make_pruner(PrunerSpec(name="hyperband", reduction_factor=2), max_evaluations=6))
+    pruner = make_pruner(PrunerSpec(name="hyperband", reduction_factor=2), max_evaluations=6)
+    study = _study(None, pruner, f"default-{seed}")
     study.sampler = make_sampler(SamplerSpec(name="tpe", n_startup_trials=4), seed, target_only_share=0.25,
                                  study=study)
     return Search(study, _every_axis(table))
