@@ -81,17 +81,20 @@ def print_summary(table: Table, rows: dict[str, dict], workers: int, budget_s: f
 def plot(outcomes: dict[str, list[Outcome]], budget_s: float, target: float, path: Path) -> None:
     """Best validation F1 against simulated time: the median over seeds, the 10-90% band shaded."""
     import plotly.graph_objects as go
+    from plotly.colors import qualitative
 
     grid = [budget_s * i / 400 for i in range(1, 401)]
     figure = go.Figure()
-    for name, runs in outcomes.items():
+    for colour, (name, runs) in zip(qualitative.Plotly, outcomes.items(), strict=False):
         curves = [[max([v for t, v in o.trace if t <= at], default=0.0) for at in grid] for o in runs]
         columns = list(zip(*curves, strict=True))
         low, mid, high = ([_percentile(list(c), q) for c in columns] for q in (0.1, 0.5, 0.9))
         minutes = [t / 60 for t in grid]
         figure.add_trace(go.Scatter(x=minutes + minutes[::-1], y=high + low[::-1], fill="toself", opacity=0.15,
-                                    line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name))
-        figure.add_trace(go.Scatter(x=minutes, y=mid, name=name, mode="lines", legendgroup=name))
+                                    fillcolor=colour, line={"width": 0}, showlegend=False, hoverinfo="skip",
+                                    legendgroup=name))
+        figure.add_trace(go.Scatter(x=minutes, y=mid, name=name, mode="lines", line={"color": colour},
+                                    legendgroup=name))
     figure.add_hline(y=target, line_dash="dash", line_color="gray", annotation_text="target")
     # log time and the top of the F1 range: the races are decided in the first minutes and above 0.85
     figure.update_layout(template="plotly_white", height=520, xaxis_title="simulated minutes (log scale)",
