@@ -87,24 +87,18 @@ def record_run(bench: Any, spec: Any, test: Any, params: dict[str, Any], seed: i
                                                    "reuse_activations": False})
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    model = bench.new_model(config)
     curve: list[dict[str, float]] = []
-    best: dict[str, Any] = {}
     started = time.monotonic()
 
     def on_eval(evaluation: Any) -> None:
         curve.append({"step": evaluation.step, "epoch": evaluation.epoch, "val_f1": evaluation.f1,
                       "val_accuracy": evaluation.accuracy, "wall_s": round(time.monotonic() - started, 3)})
-        if "f1" not in best or evaluation.f1 > best["f1"]:
-            best.update(f1=evaluation.f1, step=evaluation.step,
-                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    bench.fit(config, on_eval, model=model)
+    fit = bench.fit_keeping_best(config, on_eval=on_eval)  # the model ends on its best validation step's weights
     wall = time.monotonic() - started
-    model.load_state_dict(best.pop("state"))
-    predictions = evaluate(model, bench.encoded(test, config.max_length), bench.pad_id, device, precision,
+    predictions = evaluate(fit.model, bench.encoded(test, config.max_length), bench.pad_id, device, precision,
                            config.batch_size * 4)
-    return {"params": params, "seed": seed, "curve": curve, "wall_s": round(wall, 3), "best_step": best["step"],
+    return {"params": params, "seed": seed, "curve": curve, "wall_s": round(wall, 3), "best_step": fit.best.step,
             "test_f1": f1(test.labels, predictions, "macro"), "precision": "bf16" if precision is not None else "fp32",
             "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
 
