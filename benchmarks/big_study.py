@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 __all__ = ["DISTRIBUTIONS", "build", "generated_trials"]
 
 DISTRIBUTIONS = {
-    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True), "source_weight": FloatDistribution(0.3, 1.0),
+    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True), "target_weight": FloatDistribution(0.3, 1.0),
     "freeze_depth": IntDistribution(0, 6), "l1": CategoricalDistribution([0.0, 1e-6]),
     "l2": CategoricalDistribution([0.0, 1e-4]),
 }
@@ -33,23 +33,23 @@ START = datetime(2026, 1, 1)
 
 
 def _trial(rng: random.Random, i: int) -> FrozenTrial:
-    params = {"learning_rate": 10 ** rng.uniform(-5, -3), "source_weight": rng.choice([1.0, rng.uniform(0.3, 1.0)]),
+    params = {"learning_rate": 10 ** rng.uniform(-5, -3), "target_weight": rng.choice([1.0, rng.uniform(0.3, 1.0)]),
               "freeze_depth": rng.randint(0, 6), "l1": rng.choice([0.0, 1e-6]), "l2": rng.choice([0.0, 1e-4])}
     # F1 peaks near lr 2e-4 and λ 0.7 and falls with the freeze depth, so importances have something to find.
-    quality = (0.9 - 0.08 * abs(math.log10(params["learning_rate"] / 2e-4)) - 0.1 * abs(params["source_weight"] - 0.7)
+    quality = (0.9 - 0.08 * abs(math.log10(params["learning_rate"] / 2e-4)) - 0.1 * abs(params["target_weight"] - 0.7)
                - 0.01 * params["freeze_depth"])
     roll = rng.random()
     state = TrialState.FAIL if roll < 0.05 else TrialState.PRUNED if roll < 0.6 else TrialState.COMPLETE
     steps = 6 if state == TrialState.COMPLETE else rng.randint(1, 3)
     curve = {s: round(min(1.0, max(0.0, quality * (1 - 0.5 ** s) + rng.gauss(0, 0.01))), 5)
              for s in range(1, steps + 1)}
-    attrs: dict[str, Any] = {"epochs_completed": steps / 2, "hostname": f"node-{i % 4}", "pid": 1000 + i % 4,
+    attrs: dict[str, Any] = {"epochs_run": steps / 2, "hostname": f"node-{i % 4}", "pid": 1000 + i % 4,
                              "device": "cpu", "precision": "fp32",
                              "f1_curve": [[s, s / 2, v] for s, v in curve.items()]}
     if state == TrialState.FAIL:
         attrs["failure_reason"] = "preempted"
     else:
-        attrs["best_step"] = max(curve, key=curve.__getitem__)
+        attrs["best_evaluation"] = max(curve, key=curve.__getitem__)
     trial = create_trial(state=state, value=max(curve.values()) if state == TrialState.COMPLETE else None,
                          params=params, distributions=DISTRIBUTIONS, user_attrs=attrs, intermediate_values=curve)
     trial.number = i

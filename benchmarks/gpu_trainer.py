@@ -39,7 +39,7 @@ def loop_fit(model_dir: str, train, test, max_length: int, batch: int, precision
                                              y_test[keep], tuple(names)), max_length)
     torch.manual_seed(0)
     model = TransferModel(AutoModel.from_pretrained(model_dir, dtype=torch.float32), len(names), 2, "mean")
-    config = TrainConfig(learning_rate=1e-4, source_weight=1.0, epochs=epochs, batch_size=batch, max_length=max_length,
+    config = TrainConfig(learning_rate=1e-4, target_weight=1.0, epochs=epochs, batch_size=batch, max_length=max_length,
                          evaluations_per_epoch=1, device=device, precision=precision)
     started = time.perf_counter()
     result = fit(config, model, train_enc, test_enc, None, pad_id=tokenizer.pad_token_id or 0,

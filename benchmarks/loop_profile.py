@@ -34,7 +34,7 @@ def main() -> None:
     key = tokenizer_fingerprint(bundle.tokenizer)
     train_enc = encode(bundle.tokenizer, key, data.target_train, 128)
     val_enc = encode(bundle.tokenizer, key, data.target_val, 128)
-    config = TrainConfig(epochs=1, batch_size=16, max_length=128, evaluations_per_epoch=1, source_weight=1.0,
+    config = TrainConfig(epochs=1, batch_size=16, max_length=128, evaluations_per_epoch=1, target_weight=1.0,
                          device="cpu")
     model = TransferModel(bundle.fresh_encoder(), len(data.target_train.label_names), 2, "mean")
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -5,11 +5,11 @@ What is measured
 For each worker count N (default 4, 16, 64), three configurations run one after the other, each on a fresh
 database (`hpo_bench_<uuid>`, created on the local server and dropped afterwards):
 
-1. ours - what every `hpo run` process does (hpo/search/runner.py): `hpo.storage.open_storage(url)` (the resilient
+1. ours - what every `hpo run` process does (hpo/search/worker.py): `hpo.storage.open_storage(url)` (the resilient
    RDB storage: one pooled connection, one overflow, heartbeats; the schema lock while it opens) under
    `hpo.storage.study_storage` (Optuna's trial cache, with a direct query for WAITING trials),
    `optuna.create_study(..., load_if_exists=True)`, the budget stored as the study's user attribute `n_trials`,
-   then `hpo.search.worker.run_trials(...)`, whose storage admits a trial only while COMPLETE + PRUNED + RUNNING is
+   then `hpo.search.runner.run_trials(...)`, whose storage admits a trial only while COMPLETE + PRUNED + RUNNING is
    below the budget, counted under the study-row lock Optuna takes to number trials (hpo/budget.py). Workers
    get HPO_STORAGE_RETRY_S=60.
 2. plain - Optuna as its documentation shows it: `optuna.storages.RDBStorage(url)` with SQLAlchemy's default
@@ -36,7 +36,7 @@ connections). Results on a 2-CPU machine: benchmarks/results-storage-workers.txt
 How
 ---
 Each worker is this script in `--worker` mode, a subprocess. It imports only what it needs (optuna, hpo.storage,
-hpo.search.worker; no torch), says "ready" and waits; when all N are ready the parent releases them at
+hpo.search.runner; no torch), says "ready" and waits; when all N are ready the parent releases them at
 once and starts the clock, so the import phase of 64 Python processes on a small machine (reported apart, as
 "import s") is not timed. wall s = from the release until the last worker exits. A worker "dies" if it
 exits non-zero: it catches any exception, prints it and exits 1; the table gives the first line of each
@@ -112,7 +112,7 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    import hpo.search.worker
+    import hpo.search.runner
     import hpo.storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,7 +136,7 @@ def worker(setup: str, url: str, study_name: str, budget: int, seed: int) -> int
                 ran += 1
                 return objective_body(trial)
 
-            hpo.search.worker.run_trials(study, objective, budget=budget, display=_QuietDisplay())
+            hpo.search.runner.run_trials(study, objective, budget=budget, display=_QuietDisplay())
         else:  # plain and plain-pre: the same code; for plain-pre the parent created the study before
             storage = optuna.storages.RDBStorage(url)
             study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
@@ -416,7 +416,7 @@ def main() -> None:
         logs.rmdir()
 
     print()
-    print("ours: hpo.storage.open_storage + hpo.search.worker.run_trials (budget admission); plain: RDBStorage(url),")
+    print("ours: hpo.storage.open_storage + hpo.search.runner.run_trials (budget admission); plain: RDBStorage(url),")
     print("default pool, MaxTrialsCallback, every worker starting on the empty database; plain-pre: the same, but the")
     print("parent created the study (and so the schema) before starting the workers.")
     print("wall s: release of the (already imported) workers -> last exit; import s: launch -> all ready, untimed.")

@@ -147,7 +147,7 @@ def run_loop(
         train_enc, val_enc = (_encode_uncached(bundle.tokenizer, c, args.max_length)
                               for c in (data.target_train, data.target_val))
     config = TrainConfig(
-        learning_rate=LEARNING_RATE, head_lr_multiplier=10.0, source_weight=1.0, freeze_depth=freeze_depth,
+        learning_rate=LEARNING_RATE, head_lr_multiplier=10.0, target_weight=1.0, freeze_depth=freeze_depth,
         epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, evaluations_per_epoch=1,
         seed=SEED, device="cpu", precision=precision, reuse_activations=reuse,
     )
@@ -166,7 +166,7 @@ def run_loop(
     return Run(name, f"{precision} -> {'bf16 autocast' if resolved is not None else 'fp32'}", wall,
                last.samples_seen, last.f1, train_s=last.train_seconds,
                extra={"freeze_depth": freeze_depth, "trainable_params": result.trainable_params,
-                      "reuse": result.reuse,
+                      "reuse": result.reuse_record(),
                       "padded_tokens_per_epoch": padded_tokens_loop(train_enc.lengths, args.batch_size)})
 
 

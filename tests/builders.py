@@ -69,7 +69,7 @@ validation_size: 48
 training: {{epochs: {epochs}, batch_size: 16, max_length: 32, evaluations_per_epoch: 2, learning_rate: 1.0e-3}}
 search_space:
   learning_rate: {{low: 1.0e-4, high: 3.0e-3, log: true}}
-  source_weight: {{low: 0.3, high: 1.0, target_only_share: 0.25}}
+  target_weight: {{low: 0.3, high: 1.0, target_only_share: 0.25}}
   freeze_depth: {{low: 0, high: 2}}
   l1: {{choices: [0.0, 1.0e-6]}}
   l2: {{choices: [0.0, 1.0e-4]}}

@@ -24,7 +24,7 @@ TARGET = 0.99 * 0.90
 
 def _table(freeze_depth: int) -> Table:
     return Table.from_records([
-        {"params": {"learning_rate": lr, "source_weight": lam, "freeze_depth": freeze_depth, "l2": 0.0}, "seed": 0,
+        {"params": {"learning_rate": lr, "target_weight": lam, "freeze_depth": freeze_depth, "l2": 0.0}, "seed": 0,
          "test_f1": test, "curve": [{"val_f1": v, "wall_s": t} for v, t in zip(values, times, strict=True)]}
         for (lr, lam), (values, times, test) in CURVES.items()])
 
@@ -61,7 +61,7 @@ def _queued(table: Table, order, pruner) -> Search:
 
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for config in order:
-        study.enqueue_trial(dict(zip(("learning_rate", "source_weight", "freeze_depth", "l2"), config, strict=True)))
+        study.enqueue_trial(dict(zip(("learning_rate", "target_weight", "freeze_depth", "l2"), config, strict=True)))
     return Search(study, _every_axis(table), limit=len(order))
 
 
@@ -129,7 +129,7 @@ def test_the_project_default_keeps_its_target_only_share_and_prunes_by_hyperband
     out = replay(table, search, seed=0, workers=1, budget_s=600, target=TARGET)
     trials = search.study.trials
     # a quarter of the trials target only, at every point of the study
-    target_only = [t.params["source_weight"] == 1.0 for t in trials]
+    target_only = [t.params["target_weight"] == 1.0 for t in trials]
     assert all(sum(target_only[:m]) >= math.floor(0.25 * m) for m in range(1, len(trials) + 1))
     assert any(t.state.name == "PRUNED" for t in trials)  # Hyperband stops some
     assert out.time_to_target == _by_hand(trials) < math.inf

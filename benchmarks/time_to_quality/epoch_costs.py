@@ -61,7 +61,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 if mode == "first":
                     shutil.rmtree(cache_dir() / "activations", ignore_errors=True)
-                times.append(_fit(bench, spec, {"epochs": 1, "freeze_depth": depth, "source_weight": 0.7,
+                times.append(_fit(bench, spec, {"epochs": 1, "freeze_depth": depth, "target_weight": 0.7,
                                                 "reuse_activations": mode != "off"}))
             costs[mode][depth] = statistics.median(times)
             print(f"freeze_depth {depth} reuse {mode:<5}: {costs[mode][depth]:6.2f} s per epoch "

@@ -26,7 +26,7 @@ from typing import Any
 
 GRID = {
     "learning_rate": (5e-5, 1.5e-4, 4.5e-4),
-    "source_weight": (0.4, 0.7, 1.0),
+    "target_weight": (0.4, 0.7, 1.0),
     "freeze_depth": (0, 3, 6),
     "l2": (0.0, 1e-4),
 }
@@ -91,14 +91,14 @@ def record_run(bench: Any, spec: Any, test: Any, params: dict[str, Any], seed: i
     started = time.monotonic()
 
     def on_eval(evaluation: Any) -> None:
-        curve.append({"step": evaluation.step, "epoch": evaluation.epoch, "val_f1": evaluation.f1,
+        curve.append({"step": evaluation.number, "epoch": evaluation.epoch, "val_f1": evaluation.f1,
                       "val_accuracy": evaluation.accuracy, "wall_s": round(time.monotonic() - started, 3)})
 
     fit = bench.fit_keeping_best(config, on_eval=on_eval)  # the model ends on its best validation step's weights
     wall = time.monotonic() - started
     predictions = evaluate(fit.model, bench.encoded(test, config.max_length), bench.pad_id, device, precision,
                            config.batch_size * 4)
-    return {"params": params, "seed": seed, "curve": curve, "wall_s": round(wall, 3), "best_step": fit.best.step,
+    return {"params": params, "seed": seed, "curve": curve, "wall_s": round(wall, 3), "best_step": fit.best.number,
             "test_f1": f1(test.labels, predictions, "macro"), "precision": "bf16" if precision is not None else "fp32",
             "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AXES = ("learning_rate", "source_weight", "freeze_depth", "l2")
+AXES = ("learning_rate", "target_weight", "freeze_depth", "l2")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from benchmarks.time_to_quality.replay import AXES, Outcome, ReuseCost, Search, 
 
 __all__ = ["STRATEGIES", "one_epoch_top_k", "run_strategy"]
 
-HF_FIXED = {"source_weight": 1.0, "freeze_depth": 0.0, "l2": 0.0}  # what hyperparameter_search users leave alone
+HF_FIXED = {"target_weight": 1.0, "freeze_depth": 0.0, "l2": 0.0}  # what hyperparameter_search users leave alone
 
 
 def _study(sampler, pruner, name: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hpo.errors import HpoError
-from hpo.spec import load_study_file
+from hpo.spec import dump_spec, load_study_file
 
 if TYPE_CHECKING:
     from hpo.train.config import TrainConfig
@@ -39,7 +39,7 @@ def retrain(
     from hpo.train.data import Corpus, load_test
     from hpo.workbench import open_workbench
 
-    spec, text = load_study_file(study_file)
+    spec, _ = load_study_file(study_file)
     if spec.searched():
         raise HpoError(f"{study_file}: hpo train needs every field fixed, but it searches "
                        f"{', '.join(spec.searched())}; export a trial first (hpo export STUDY -o best.yaml)")
@@ -52,7 +52,7 @@ def retrain(
     if train_on == "train+validation":
         val = bench.data.target_val
         corpus = Corpus(corpus.texts + val.texts, np.concatenate([corpus.labels, val.labels]), corpus.label_names)
-        best_epoch = (spec.exported_from or {}).get("best_epoch")
+        best_epoch = spec.exported_from.best_epoch if spec.exported_from else None
         if best_epoch:  # no held-out data to pick a step with: stop where the search's trial peaked
             config = config.model_copy(update={"epochs": max(1, math.ceil(best_epoch))})
     if on_start is not None:
@@ -60,19 +60,24 @@ def retrain(
     started = time.monotonic()
     fit = bench.fit_keeping_best(config, train_corpus=corpus, keep_best=train_on == "train", on_eval=on_eval,
                                  on_step=on_step)
-    seconds = time.monotonic() - started
+    fit_seconds = time.monotonic() - started
     save_classifier(fit.model.cpu(), bench.bundle.tokenizer, out, label_names=corpus.label_names,
-                    source_label_names=bench.data.source.label_names, config=config, study_text=text)
+                    source_label_names=bench.data.source.label_names, config=config, study_text=dump_spec(spec))
     best = fit.best
+    started = time.monotonic()
+    test = evaluate_saved(load_classifier(out))
     metrics = {
-        "validation": {"f1": best.f1, "accuracy": best.accuracy, "step": best.step, "epoch": best.epoch}
+        "validation": {"f1": best.f1, "accuracy": best.accuracy, "evaluation": best.number, "epoch": best.epoch}
         if train_on == "train" and best is not None else None,
-        "curve": [[e.step, e.epoch, round(e.f1, 5)] for e in fit.result.curve],
-        "test": evaluate_saved(load_classifier(out)),
+        "curve": [[e.number, e.epoch, round(e.f1, 5)] for e in fit.result.curve],
+        "test": test,
         "trained_on": train_on,
-        "train_seconds": round(seconds, 2),
+        # The clocks a trial records, by the same names: optimisation only, and the whole fit.
+        "train_seconds": round(fit.result.curve[-1].train_seconds, 2) if fit.result.curve else 0.0,
+        "fit_seconds": round(fit_seconds, 2),
+        "test_seconds": round(time.monotonic() - started, 2),
         "config": config.model_dump(mode="json"),
-        "exported_from": spec.exported_from,
+        "exported_from": spec.exported_from.model_dump(mode="json") if spec.exported_from else None,
     }
     write_output(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

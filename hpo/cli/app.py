@@ -73,7 +73,7 @@ def _root(
 
 def quiet() -> None:
     """For commands that load models and data: the libraries as quiet as a worker's."""
-    from hpo.search.runner import quiet_libraries
+    from hpo.search.worker import quiet_libraries
 
     quiet_libraries()
 

@@ -41,9 +41,11 @@ def train_command(
                           on_step=progress.step, on_start=progress.started_training)
     if metrics["validation"]:
         v = metrics["validation"]
-        console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['step']} (epoch {v['epoch']:g})")
+        console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['evaluation']} (epoch {v['epoch']:g})")
     console.print(*format_metrics(metrics["test"]))
-    console.print(f"saved to {out} (metrics.json, confusion_matrix.html); train time {metrics['train_seconds']:.0f} s")
+    console.print(f"saved to {out} (metrics.json, confusion_matrix.html); fit {metrics['fit_seconds']:.0f} s "
+                  f"(training {metrics['train_seconds']:.0f} s of it, evaluations excluded), test "
+                  f"{metrics['test_seconds']:.0f} s", highlight=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL)

@@ -25,7 +25,7 @@ def run(
     ] = None,
 ) -> None:
     """Run the study: trials until its budget is spent or its deadline passes, then a summary."""
-    from hpo.search.runner import run_file
+    from hpo.search.worker import run_file
 
     quiet()
     run_file(study_file, console=console, storage=storage, n_trials=n_trials, force=force, enqueue=enqueue)
@@ -36,23 +36,24 @@ def validate(
     study_file: StudyFileArgument,
     data: Annotated[bool, typer.Option("--data/--no-data", help="Also load and check the datasets.")] = True,
 ) -> None:
-    """Print the resolved study file, or say exactly what is wrong with it (the model and, unless --no-data, the
-    datasets checked too)."""
-    from hpo.spec import dump_spec, load_spec
-    from hpo.workbench import check_model, load_data
+    """Print the resolved study file (every default filled in, every path absolute), or every problem in it at once:
+    its fields, the model against it and, unless --no-data, the datasets."""
+    from hpo.spec import dump_spec
+    from hpo.workbench import check_study_file
 
     quiet()
-    spec = load_spec(study_file)
-    check_model(spec, str(study_file))
-    console.print(dump_spec(spec, defaults=True), highlight=False, markup=False)
-    if data:
-        with console.status("loading data…"):
-            task = load_data(spec, str(study_file))
+    with console.status("checking the model and the data…" if data else "checking the model…"):
+        checked = check_study_file(study_file, data=data)
+    console.print(dump_spec(checked.spec), highlight=False, markup=False)
+    if checked.data is not None:
+        task, spec = checked.data, checked.spec
         console.print(
             f"data: source {spec.source.label} {len(task.source)} docs, {len(task.source.label_names)} classes; "
             f"target {spec.target.label} {len(task.target_train)} train + {len(task.target_val)} validation, "
-            f"{len(task.target_train.label_names)} classes", highlight=False,
+            f"{len(task.target_train.label_names)} classes", highlight=False, soft_wrap=True,
         )
+    for warning in checked.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     console.print(f"[green]{study_file} is valid[/]")
 
 

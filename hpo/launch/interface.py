@@ -1,6 +1,6 @@
 """The one interface every launcher fills in (flow.py runs the flow they share).
 
-A launcher starts N workers that each run `hpo run STUDY` (the same worker, `hpo.search.runner.run_and_report`,
+A launcher starts N workers that each run `hpo run STUDY` (the same worker, `hpo.search.worker.run_and_report`,
 wherever it runs) and coordinate only through the storage. It has five parts:
 
 - `check_storage(target)`: refuse a storage its workers could not share; notes worth a warning.

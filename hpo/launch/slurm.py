@@ -146,7 +146,7 @@ class SlurmWorker(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from rich.console import Console
 
-        from hpo.search.runner import quiet_libraries, run_file
+        from hpo.search.worker import quiet_libraries, run_file
         from hpo.settings import resolve_storage
         from hpo.spec import load_spec
 

@@ -21,8 +21,8 @@ import yaml
 
 from hpo.errors import HpoError, OutputError
 from hpo.results.records import ExportFormat
-from hpo.spec import StudySpec, dump_spec, stored_spec
-from hpo.train.config import TrainConfig
+from hpo.spec import ExportedFrom, StudySpec, dump_spec, stored_spec
+from hpo.train.config import current_names
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +37,7 @@ _TRAINING_ARGS = {
     "weight_decay": "weight_decay", "seed": "seed",
 }
 # What TrainingArguments has no field for: the transfer recipe, read by whoever reimplements it.
-_TRANSFER_ONLY = ("source_weight", "freeze_depth", "l1", "l2", "penalty_reference", "head_lr_multiplier",
+_TRANSFER_ONLY = ("target_weight", "freeze_depth", "l1", "l2", "penalty_reference", "head_lr_multiplier",
                   "max_length", "evaluations_per_epoch", "f1_average")
 
 
@@ -57,41 +57,52 @@ def best_trials(study: optuna.Study, k: int = 1) -> list[optuna.trial.FrozenTria
     return sorted(frozen_trials(study, numbers), key=lambda t: numbers.index(t.number))
 
 
-def _origin(study: optuna.Study) -> dict[str, Any]:
+def _origin(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> ExportedFrom:
+    """Where an export comes from: the study's provenance, and the trial when one is exported."""
     from hpo.storage import provenance_of
 
     prov = provenance_of(study)
     if prov is None:
         raise HpoError(f"study {study.study_name!r} was not created by `hpo run` (no provenance to export from)")
-    return {"study": study.study_name, "spec_sha256": prov["spec_sha256"], "data": prov["data"],
-            "model": prov["model"], "packages": prov["packages"], "git_commit": prov["git_commit"],
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    origin = ExportedFrom(study=study.study_name, spec_sha256=prov["spec_sha256"], data=prov["data"],
+                          model=prov["model"], packages=prov["packages"], git_commit=prov["git_commit"],
+                          exported_at=datetime.now(UTC).isoformat(timespec="seconds"), metric=_metric(study))
+    return origin if trial is None else origin.model_copy(update=_trial_record(trial))
+
+
+def _metric(study: optuna.Study) -> str:
+    return (study.metric_names or [None])[0] or "val_f1"
 
 
 def _trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return {"trial": trial.number, "val_f1": trial.value, "best_step": trial.user_attrs.get("best_step"),
-            "best_epoch": trial.user_attrs.get("best_epoch"), "params": dict(trial.params)}
+    return {"trial": trial.number, "value": trial.value, "best_evaluation": trial.user_attrs.get("best_evaluation"),
+            "best_epoch": trial.user_attrs.get("best_epoch"), "params": current_names(trial.params)}
 
 
 def exported_spec(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> StudySpec:
     """The spec the study was created from, with the trial's values fixed in the search space, one trial, and where
     it came from."""
     spec, _ = stored_spec(study)
+    config = spec.trial_config(trial.params)  # validated; λ under today's name
+    fixed = {name: getattr(config, name) for name in spec.searched()}
     return spec.model_copy(update={
-        "name": f"{study.study_name}-trial{trial.number}", "search_space": {**spec.search_space, **trial.params},
-        "n_trials": 1, "timeout": None, "storage": None, "exported_from": {**_origin(study), **_trial_record(trial)},
+        "name": f"{study.study_name}-trial{trial.number}", "search_space": {**spec.search_space, **fixed},
+        "n_trials": 1, "timeout": None, "storage": None, "exported_from": _origin(study, trial),
     })
 
 
 def top_configs(study: optuna.Study, k: int) -> dict[str, Any]:
     """The k best trials' parameters, for `hpo run --enqueue` on another study."""
-    return {"exported_from": _origin(study), "configs": [_trial_record(t) for t in best_trials(study, k)]}
+    metric = _metric(study)
+    return {"exported_from": _origin(study).model_dump(mode="json", exclude={"trial", "value", "best_evaluation",
+                                                                            "best_epoch", "params"}),
+            "configs": [{**_trial_record(t), "metric": metric} for t in best_trials(study, k)]}
 
 
 def training_args(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tuple[dict[str, Any], dict[str, Any]]:
     """(TrainingArguments keyword arguments, the transfer recipe and provenance that have no field there)."""
     spec, _ = stored_spec(study)
-    config = TrainConfig.model_validate({**spec.base_config().model_dump(), **trial.params})
+    config = spec.trial_config(trial.params)
     fields = _training_arguments_fields()
     args: dict[str, Any] = {hf: getattr(config, ours) for ours, hf in _TRAINING_ARGS.items() if hf in fields}
     args["warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"] = config.warmup_ratio
@@ -102,7 +113,7 @@ def training_args(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tuple
              "use_cpu": trial.user_attrs.get("device", "cpu") == "cpu"}
     recipe = {name: getattr(config, name) for name in _TRANSFER_ONLY} | {
         "pooling": spec.model.pooling, "head_learning_rate": config.learning_rate * config.head_lr_multiplier,
-        "exported_from": {**_origin(study), **_trial_record(trial)},
+        "exported_from": _origin(study, trial).model_dump(mode="json"),
     }
     return args, recipe
 

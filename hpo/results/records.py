@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
     from hpo.storage import TrialRow
 
-__all__ = ["RECORD_ATTRS", "TRIAL_FIELDS", "ExportFormat", "OutputFormat", "State", "dump", "trial_record",
-           "trial_records", "trial_table"]
+__all__ = ["COUNT_NAMES", "RECORD_ATTRS", "TRIAL_FIELDS", "ExportFormat", "OutputFormat", "State", "dump",
+           "trial_record", "trial_records", "trial_table"]
 
+# How a count of trials in each state is named in every output ("3 failed", `"failed": 3`), the state keeping
+# Optuna's name (FAIL) where one trial's state is shown.
+COUNT_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 TRIAL_FIELDS = ("number", "state", "value", "params", "epochs_run", "duration_s", "worker", "failure_reason")
-RECORD_ATTRS = ("epochs_completed", "hostname", "pid", "failure_reason")  # the user attributes a record reads
+RECORD_ATTRS = ("epochs_run", "hostname", "pid", "failure_reason")  # the user attributes a record reads
 
 
 class OutputFormat(StrEnum):
@@ -60,7 +63,7 @@ def trial_record(row: TrialRow) -> dict[str, Any]:
     worker = f"{attrs['hostname']}:{attrs['pid']}" if "hostname" in attrs and "pid" in attrs else None
     return {"number": row.number, "state": row.state, "value": _number(row.value),
             "params": {k: _number(v) if isinstance(v, float) else v for k, v in row.params.items()},
-            "epochs_run": attrs.get("epochs_completed"),
+            "epochs_run": attrs.get("epochs_run"),
             "duration_s": round(duration, 3) if duration is not None else None,
             "worker": worker, "failure_reason": attrs.get("failure_reason")}
 

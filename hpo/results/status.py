@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hpo.results.records import RECORD_ATTRS, OutputFormat, dump, trial_record
+from hpo.results.records import COUNT_NAMES, RECORD_ATTRS, OutputFormat, dump, trial_record
 from hpo.search.progress import clock, format_params
 
 __all__ = ["status_record", "study_status"]
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _WORKER = ("hostname", "pid", "gpu", "slurm_job_id", "slurm_array_task_id", "k8s_index", "k8s_pod")
 _RETRY = ("retry_of", "attempt", "retry_reason")
 
@@ -29,7 +28,8 @@ def status_record(name: str, storage: str | None) -> dict[str, Any]:
     now = datetime.now()  # naive local time, as Optuna stores trial times
     return {
         "study": name, "budget": study.user_attrs.get("n_trials"),
-        "done": counts["COMPLETE"] + counts["PRUNED"], "counts": {s: counts[s] for s in STATES},
+        "done": counts["COMPLETE"] + counts["PRUNED"],
+        "counts": {word: counts[state] for state, word in COUNT_NAMES.items()},
         "best": trial_record(trial_rows(study, numbers=best, attrs=RECORD_ATTRS)[0]) if best else None,
         "deadline": study.user_attrs.get("deadline"),
         "running": [{**trial_record(r), "device": r.user_attrs.get("device"),
@@ -79,7 +79,7 @@ def _tables(record: dict[str, Any]) -> Any:
     head.add_column()
     budget = record["budget"]
     head.add_row("budget", f"{record['done']} / {budget}" if budget else f"{record['done']} (no trial budget)")
-    head.add_row("trials", ", ".join(f"{n} {state.lower()}" for state, n in record["counts"].items()))
+    head.add_row("trials", ", ".join(f"{n} {word}" for word, n in record["counts"].items()))
     best = record["best"]
     head.add_row("best val F1", f"{best['value']:.4f} (trial {best['number']})  {format_params(best['params'])}"
                  if best else "-")

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from hpo.errors import HpoError
-from hpo.results.records import OutputFormat, dump
+from hpo.results.records import COUNT_NAMES, OutputFormat, dump
 from hpo.settings import resolve_storage
 from hpo.storage import open_storage, storage_exists
 
@@ -22,8 +22,7 @@ def study_records(storage: str | None) -> tuple[list[dict[str, Any]], str]:
     if not storage_exists(target):
         return [], f"{target.display} (the file does not exist)"
     summaries = sorted(study_summaries(open_storage(target)), key=lambda s: s.created or datetime.min)
-    return [{"study": s.name, "complete": s.counts["COMPLETE"], "pruned": s.counts["PRUNED"],
-             "failed": s.counts["FAIL"], "running": s.counts["RUNNING"], "waiting": s.counts["WAITING"],
+    return [{"study": s.name, **{word: s.counts[state] for state, word in COUNT_NAMES.items()},
              "budget": s.budget, "best_value": s.best_value,
              "created": s.created.isoformat(timespec="seconds") if s.created else None} for s in summaries], \
         target.display

@@ -20,7 +20,7 @@ from hpo.preemption import Preempted
 from hpo.search.space import suggest
 from hpo.spec import StudySpec
 from hpo.storage import retry_trial
-from hpo.train.config import TrainConfig
+from hpo.train.config import LAMBDA, TrainConfig
 from hpo.train.loop import Evaluation, NonFiniteLoss, TrainResult, placement
 
 if TYPE_CHECKING:
@@ -57,10 +57,14 @@ def worker_identity() -> dict[str, Any]:
 
 
 class Objective:
-    def __init__(self, spec: StudySpec, bench: Workbench, reporter: Reporter, worker_seed: int) -> None:
+    """`objective(trial)` for a study's spec on a workbench; λ is suggested as `lambda_param` (the study's name)."""
+
+    def __init__(self, spec: StudySpec, bench: Workbench, reporter: Reporter, worker_seed: int,
+                 lambda_param: str = LAMBDA) -> None:
         self.spec = spec
         self.bench = bench
         self.reporter = reporter
+        self.lambda_param = lambda_param
         self.identity = {**worker_identity(), "worker_seed": worker_seed}
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -68,7 +72,7 @@ class Objective:
         where = None
         run = TrainResult()  # filled as the run goes: a pruned or failed trial still records its reuse
         try:  # from the first storage call on: a preemption can land in any of them
-            config = suggest(trial, self.spec)
+            config = suggest(trial, self.spec, self.lambda_param)
             where = placement(config)
             for key, value in {**self.identity, "device": str(where.device), "precision": where.precision}.items():
                 trial.set_user_attr(key, value)
@@ -105,11 +109,11 @@ class Objective:
 
         def on_eval(evaluation: Evaluation) -> None:
             curve.append(evaluation)
-            trial.report(evaluation.f1, evaluation.step)
-            trial.set_user_attr("f1_curve", [[e.step, e.epoch, round(e.f1, 5)] for e in curve])
+            trial.report(evaluation.f1, evaluation.number)
+            trial.set_user_attr("f1_curve", [[e.number, e.epoch, round(e.f1, 5)] for e in curve])
             self.reporter.evaluated(evaluation, config.epochs)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.step} (val F1 {evaluation.f1:.4f})")
+                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.number} (val F1 {evaluation.f1:.4f})")
 
         def on_step(step: int, total: int) -> None:
             self.reporter.step(step, total)
@@ -122,17 +126,18 @@ class Objective:
 
 def _record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult) -> None:
     """What every trial records, pruned and failed ones included (documented in the README)."""
-    if run.reuse:
-        trial.set_user_attr("reuse", run.reuse)
+    if run.reuse_record() is not None:
+        trial.set_user_attr("reuse", run.reuse_record())
     if not curve:
-        trial.set_user_attr("epochs_completed", 0.0)
+        trial.set_user_attr("epochs_run", 0.0)
         return
     best = max(curve, key=lambda e: e.f1)
     last = curve[-1]
-    trial.set_user_attr("epochs_completed", last.epoch)
+    trial.set_user_attr("epochs_run", last.epoch)
     trial.set_user_attr("train_seconds", round(last.train_seconds, 3))
+    trial.set_user_attr("fit_seconds", round(last.fit_seconds, 3))
     trial.set_user_attr("samples_per_second", round(last.samples_seen / max(last.train_seconds, 1e-9), 2))
-    trial.set_user_attr("best_step", best.step)
+    trial.set_user_attr("best_evaluation", best.number)
     trial.set_user_attr("best_epoch", best.epoch)
     trial.set_user_attr("best_accuracy", round(best.accuracy, 5))
 

@@ -21,7 +21,7 @@ __all__ = ["FitProgress", "LiveDisplay", "clock", "format_params", "summary_tabl
 
 
 def format_params(params: dict[str, Any]) -> str:
-    short = {"learning_rate": "lr", "source_weight": "λ", "freeze_depth": "freeze", "penalty_reference": "ref"}
+    short = {"learning_rate": "lr", "target_weight": "λ", "freeze_depth": "freeze", "penalty_reference": "ref"}
     return "  ".join(f"{short.get(k, k)}={_fmt(v)}" for k, v in params.items())
 
 
@@ -148,7 +148,7 @@ class LiveDisplay(_Panel):
             return Group(head)
         step, total = self._step
         epoch = step / total * self._epochs if total else 0.0
-        f1 = f"{self._eval.f1:.4f} (evaluation {self._eval.step})" if self._eval else "-"
+        f1 = f"{self._eval.f1:.4f} (evaluation {self._eval.number})" if self._eval else "-"
         line = Text.assemble(
             ("trial ", "dim"), (str(self._trial), "bold"),
             ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
@@ -199,7 +199,7 @@ class FitProgress(_Panel):
         epoch = step / total * self._epochs if total else 0.0
         eta = self.eta_seconds()
         f1 = f"{self._eval.f1:.4f}" if self._eval else "-"
-        best = f" (best {self._best.f1:.4f} at evaluation {self._best.step})" if self._best else ""
+        best = f" (best {self._best.f1:.4f} at evaluation {self._best.number})" if self._best else ""
         return Text.assemble(
             (self.title, "bold"), ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
             ("  step ", "dim"), (f"{step}/{total}", ""), ("  val F1 ", "dim"), (f1 + best, "cyan"),
@@ -225,7 +225,7 @@ def summary_table(
     if best_number:
         (best,) = frozen_trials(study, best_number)
         table.add_row("best val F1", f"[bold]{best.value:.4f}[/]  (trial {best.number}, "
-                      f"evaluation {best.user_attrs.get('best_step', '?')}, "
+                      f"evaluation {best.user_attrs.get('best_evaluation', '?')}, "
                       f"accuracy {best.user_attrs.get('best_accuracy', float('nan')):.4f})")
         for name, value in best.params.items():
             table.add_row(f"  {name}", _fmt(value))

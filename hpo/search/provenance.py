@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import StudyMismatchError
-from hpo.spec import StudySpec, spec_hash
+from hpo.spec import StudySpec, dump_spec, spec_hash
+from hpo.train.config import current_names
 
 __all__ = ["check_unchanged", "provenance", "summary"]
 
@@ -17,9 +18,13 @@ _PACKAGES = ("transfer-hpo", "torch", "transformers", "optuna", "tokenizers", "d
 
 
 def provenance(spec: StudySpec, spec_text: str, data_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """What a new study records: the study file's text (and its hash), the spec resolved (every default filled in,
+    every path absolute: what later commands re-read, from any directory), the search space, model, data, package
+    versions and git commit."""
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec_text": spec_text,
+        "spec_resolved": dump_spec(spec),
         "spec_sha256": spec_hash(spec_text),
         "search_space": spec.space_fingerprint(),
         "model": spec.model.model_dump(mode="json"),
@@ -44,6 +49,7 @@ def summary(record: dict[str, Any]) -> str:
 def check_unchanged(stored: dict[str, Any], current: dict[str, Any], study_name: str) -> None:
     """Refuse a re-run whose search space, model or data differ from the study's; name each difference."""
     changes = []
+    stored = {**stored, "search_space": _current_lambda_name(stored.get("search_space"))}
     for key, what in (("search_space", "search space"), ("model", "model"), ("data", "data")):
         for path in _differences(stored.get(key), current[key]):
             old, new = _at(stored.get(key), path), _at(current[key], path)
@@ -55,6 +61,14 @@ def check_unchanged(stored: dict[str, Any], current: dict[str, Any], study_name:
             f"study {study_name!r} was created with a different setup:\n" + "\n".join(changes) +
             "\nUse a new study name, or --force to continue it anyway (its trials would no longer compare)."
         )
+
+
+def _current_lambda_name(space: Any) -> Any:
+    """A stored search space with λ under today's name: a study made as `source_weight` re-run as `target_weight`
+    is the same study."""
+    if not isinstance(space, dict):
+        return space
+    return {part: current_names(fields) if isinstance(fields, dict) else fields for part, fields in space.items()}
 
 
 def _new_field_at_default(path: tuple[str, ...], old: Any, new: Any) -> bool:

@@ -1,50 +1,62 @@
 """The one place that calls `trial.suggest_*`: a study's search space -> the trial's TrainConfig.
 
 Target-only trials. A study compares transfer against training on the target alone, so λ = 1 must be tried
-on purpose, not left to chance. `source_weight: {low, high: 1.0, target_only_share: s}` makes the sampler
+on purpose, not left to chance. `target_weight: {low, high: 1.0, target_only_share: s}` makes the sampler
 (algorithms.py) fix λ to 1 for a trial whenever target-only trials would otherwise fall below the share s:
 trial n is target only when fewer than floor(s·(n' + 1)) of the n' non-failed trials before it are (counted
 over the whole study, by the storage). With s = 0.25 and no failures, trials 3, 7, 11, … are target only.
 Every other field is sampled as usual; the value 1.0 lies inside the declared range, so the sampler models these
 trials like any other. Every trial that runs at λ = 1 carries the user attribute `target_only = True`.
+
+λ's parameter name. New studies store λ as `target_weight`; a study created before the rename keeps
+`source_weight` (`lambda_name`), so its trials never mix both names.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo.spec import Choice, Range, StudySpec
-from hpo.train.config import TrainConfig
+from hpo.train.config import LAMBDA, LEGACY_LAMBDA, TrainConfig, lambda_of
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["is_target_only", "suggest", "target_only_share", "wants_target_only"]
+__all__ = ["is_target_only", "lambda_name", "suggest", "target_only_share", "wants_target_only"]
 
 
-def suggest(trial: optuna.Trial, spec: StudySpec) -> TrainConfig:
+def lambda_name(search_space_record: dict[str, Any] | None) -> str:
+    """The parameter name a study stores λ under, from the search space it was created with (its provenance)."""
+    record = search_space_record or {}
+    created_with = {*record.get("fixed", {}), *record.get("searched", {})}
+    return LEGACY_LAMBDA if LEGACY_LAMBDA in created_with else LAMBDA
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec, lambda_param: str = LAMBDA) -> TrainConfig:
+    """Sample the trial's parameters (λ under the study's name for it) and return its training config."""
     values = {}
     for name, entry in spec.searched().items():
+        stored = lambda_param if name == LAMBDA else name
         if isinstance(entry, Choice):
-            values[name] = trial.suggest_categorical(name, entry.choices)
+            values[stored] = trial.suggest_categorical(stored, entry.choices)
         elif TrainConfig.model_fields[name].annotation is int:
-            values[name] = trial.suggest_int(name, int(entry.low), int(entry.high), step=entry.step or 1,
-                                             log=entry.log)
+            values[stored] = trial.suggest_int(stored, int(entry.low), int(entry.high), step=entry.step or 1,
+                                               log=entry.log)
         else:
-            values[name] = trial.suggest_float(name, entry.low, entry.high, step=entry.step, log=entry.log)
-    config = spec.base_config().model_copy(update=values)
-    if config.source_weight == 1.0:  # recorded, so that counts and reports need not infer it from λ
+            values[stored] = trial.suggest_float(stored, entry.low, entry.high, step=entry.step, log=entry.log)
+    config = spec.trial_config(values)
+    if config.target_weight == 1.0:  # recorded, so that counts and reports need not infer it from λ
         trial.set_user_attr("target_only", True)
     return config
 
 
 def is_target_only(trial: optuna.trial.FrozenTrial) -> bool:
-    return bool(trial.user_attrs.get("target_only")) or trial.params.get("source_weight") == 1.0
+    return bool(trial.user_attrs.get("target_only")) or lambda_of(trial.params) == 1.0
 
 
 def target_only_share(spec: StudySpec) -> float | None:
-    entry = spec.search_space.get("source_weight")
+    entry = spec.search_space.get(LAMBDA)
     return entry.target_only_share if isinstance(entry, Range) and entry.target_only_share else None
 
 

@@ -1,93 +1,207 @@
-"""The worker loop: trials one at a time through `study.optimize` (heartbeats, Optuna's state mapping) until the
-study's budget is spent or its deadline passes.
+"""One worker on a study: open it (or create it, with its provenance, budget and deadline), check it still matches
+the spec it was created from, run trials until its budget is spent or its deadline passes, and report.
 
-The budget is the study's total of COMPLETE + PRUNED trials over every run and process (a FAIL does not use it);
-the storage admits a trial only within it (hpo/storage/budget.py), so the loop's own count is a cheap look, and a
-refusal (another worker took the last place first) comes back here with a fresh count.
+`run_and_report` is the one "run a study and say how it went" for `hpo run`, a Slurm task and the target-only
+search of `hpo transfer-effect`; it takes a validated spec, never a file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hpo.errors import HpoError
-from hpo.preemption import Preempted
-from hpo.storage import BudgetSpent, count_states, fail_own_running_trial, limit_trials
+from rich.console import Console
+
+from hpo.preemption import preemption_signals
+from hpo.settings import resolve_storage
+from hpo.spec import StudySpec
+from hpo.storage import count_states, open_storage, study_storage
+from hpo.workbench import Workbench, open_workbench
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["MAX_CONSECUTIVE_FAILURES", "deadline_of", "run_trials"]
+    from hpo.search.objective import Objective
 
-MAX_CONSECUTIVE_FAILURES = 5
-COUNT_EVERY_S = 1.0
+__all__ = ["METRIC", "RunResult", "quiet_libraries", "run_and_report", "run_file", "run_study", "worker_seed"]
 
-
-def deadline_of(study: optuna.Study) -> datetime | None:
-    """The study's deadline (UTC), set from the study file's `timeout` when the study was created."""
-    value = study.user_attrs.get("deadline")
-    return datetime.fromisoformat(value) if value else None
+METRIC = "val_f1"
 
 
-def _spent(budget: int | None, deadline: datetime | None, counts: Any, include_running: bool = False) -> bool:
-    used = counts["COMPLETE"] + counts["PRUNED"] + (counts["RUNNING"] if include_running else 0)
-    return (budget is not None and used >= budget) or (deadline is not None and datetime.now(UTC) >= deadline)
+@dataclass(frozen=True)
+class RunResult:
+    study: optuna.Study
+    storage: str  # every secret masked
+    budget: int | None
+    wall_seconds: float
+    message: str | None = None  # why nothing ran, when nothing did
 
 
-def run_trials(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
-    *,
-    budget: int | None,
-    display: Any,
-    catch: tuple[type[Exception], ...] = (),
-    max_retries: int = 3,
-) -> None:
-    """Run trials until the budget is spent or the deadline passes. The study's storage must be this project's
-    (hpo.storage.open_storage). `display` takes `counts`, `trial_finished(trial)` and `note(text)`."""
+def worker_seed(study_seed: int, n_existing_trials: int) -> int:
+    """Per-process sampler seed: parallel workers and repeated runs do not replay the same startup trials."""
+    identity = f"{study_seed}:{socket.gethostname()}:{os.getpid()}:{n_existing_trials}"
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "little")
+
+
+def quiet_libraries(*, log_to_stderr: bool = False) -> None:
+    """What every worker process sets up, whoever started it: quiet libraries (tokenisation happens once, before any
+    fork; no download bars), and with `log_to_stderr` the `hpo` logger on stderr (where no CLI set one up)."""
+    import logging
+
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for noisy in ("httpx", "transformers", "datasets", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logger = logging.getLogger("hpo")
+    if log_to_stderr and not logger.handlers:
+        import sys
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run_file(study_file: Path, *, console: Console, storage: str | None = None, n_trials: int | None = None,
+             force: bool = False, enqueue: Path | None = None) -> RunResult:
+    """The worker every launcher starts: `hpo run STUDY_FILE`."""
+    from hpo.spec import load_study_file
+
+    spec, text = load_study_file(study_file)
+    return run_and_report(spec, text, source=str(study_file), console=console, storage=storage, n_trials=n_trials,
+                          force=force, enqueue=enqueue)
+
+
+def run_and_report(
+    spec: StudySpec, spec_text: str, *, source: str, console: Console, storage: str | None = None,
+    n_trials: int | None = None, force: bool = False, enqueue: Path | None = None,
+) -> RunResult:
+    """`run_study`, then its summary table (or why nothing ran) on `console`."""
+    from hpo.search.progress import summary_table
+
+    result = run_study(spec, spec_text, source=source, console=console, storage=storage, n_trials=n_trials,
+                       force=force, enqueue=enqueue)
+    if result.message:
+        console.print(result.message, highlight=False)
+    else:
+        console.print(summary_table(result.study, storage=result.storage, wall_seconds=result.wall_seconds,
+                                    budget=result.budget))
+    return result
+
+
+def run_study(
+    spec: StudySpec, spec_text: str, *, source: str, storage: str | None = None, n_trials: int | None = None,
+    force: bool = False, console: Console | None = None, enqueue: Path | None = None,
+) -> RunResult:
+    """Run trials of the study `spec` (whose file text is `spec_text`, named `source` in messages) in the resolved
+    storage until its budget is spent or its deadline passes. Everything the study needs is checked before the
+    study is created."""
     import optuna
-    from optuna.trial import TrialState
 
-    limit_trials(study, budget)
-    failures_in_a_row = 0
-    waiting_noted = False
-    finished: list[optuna.trial.FrozenTrial] = []
-    callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
+    from hpo.search.algorithms import make_pruner, make_sampler
+    from hpo.search.objective import Objective  # imports torch: only when a study runs
+    from hpo.search.progress import LiveDisplay
+    from hpo.search.space import target_only_share
+
+    started = time.monotonic()
+    console = console or Console()
+    # The live display reports every trial, failures with their reason; Optuna's own log would repeat them.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    target = resolve_storage(storage, spec.storage)
+    with console.status("checking the model and loading data…"):
+        bench = open_workbench(spec, source)
+    study = optuna.create_study(
+        study_name=spec.name, storage=study_storage(open_storage(target, max_retries=spec.max_retries)),
+        direction=spec.direction, load_if_exists=True, pruner=make_pruner(spec.pruner, spec.max_evaluations()),
+    )
+    lambda_param = _adopt(study, spec, spec_text, bench, force, console)
+    if enqueue is not None:
+        from hpo.search.enqueue import enqueue_exported
+
+        n = enqueue_exported(study, spec, enqueue, lambda_param)
+        console.print(f"enqueued {n} exported config(s) from {enqueue}; they run first", highlight=False)
+    budget = _budget(study, spec, n_trials, console)
+    message = _nothing_to_do(study, budget)
+    if message:
+        return RunResult(study, target.display, budget, time.monotonic() - started, message)
+    counts = count_states(study)
+    seed = worker_seed(spec.training.seed, sum(counts.values()))
+    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec), study, lambda_param)
+    with console.status("loading the model…"):
+        bench.bundle  # noqa: B018 - loaded now, under the status line, not inside the first trial
+    console.print(f"study [bold]{spec.name}[/] · storage {target.display} · "
+                  f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
+    objective = Objective(spec, bench, LiveDisplay(console, spec.name, budget, counts), seed, lambda_param)
+    _run(study, objective, budget, spec.max_retries)
+    return RunResult(study, target.display, budget, time.monotonic() - started)
+
+
+def _run(study: optuna.Study, objective: Objective, budget: int | None, max_retries: int) -> None:
+    from hpo.search.objective import TrialFailed
+    from hpo.search.runner import run_trials
+
+    with objective.reporter, preemption_signals():
+        run_trials(study, objective, budget=budget, display=objective.reporter, catch=(TrialFailed,),
+                   max_retries=max_retries)
+
+
+def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbench, force: bool,
+           console: Console) -> str:
+    """A new study records where it came from (and its deadline); a re-run must match that, unless forced.
+    Returns the parameter name the study stores λ under."""
+    from hpo.search.provenance import check_unchanged, provenance, summary
+    from hpo.search.space import lambda_name
+    from hpo.storage import provenance_of, store_provenance
+
+    current = provenance(spec, spec_text, bench.data.fingerprint(spec.source, spec.target))
+    stored = provenance_of(study)
+    created_with = lambda_name((stored or current).get("search_space"))
+    if stored is None:
+        store_provenance(study, current, summary(current))
+        study.set_metric_names([METRIC])
+        if spec.timeout is not None:
+            deadline = datetime.now(UTC) + timedelta(seconds=spec.timeout)
+            study.set_user_attr("deadline", deadline.isoformat(timespec="seconds"))
+    elif force:
+        console.print("[yellow]--force: continuing a study whose setup changed[/]")
+        store_provenance(study, current, summary(current), forced=True)
+    else:
+        check_unchanged(stored, current, spec.name)
+    return created_with
+
+
+def _budget(study: optuna.Study, spec: StudySpec, n_trials: int | None, console: Console) -> int | None:
+    """--n-trials sets a new total; otherwise the stored total; a new study takes the study file's."""
+    stored = study.user_attrs.get("n_trials")
+    budget = n_trials or stored or spec.n_trials
+    if budget != stored:
+        study.set_user_attr("n_trials", budget)
+    elif spec.n_trials is not None and spec.n_trials != budget:
+        console.print(f"[dim]the study's budget is {budget} trials (set earlier with --n-trials); "
+                      f"the study file says {spec.n_trials}[/]")
+    return budget
+
+
+def _nothing_to_do(study: optuna.Study, budget: int | None) -> str | None:
+    from hpo.search.runner import deadline_of
+
+    counts = count_states(study)
+    done = counts["COMPLETE"] + counts["PRUNED"]
+    if budget is not None and done >= budget:
+        return (f"study {study.study_name!r} is finished: {done} of {budget} trials done. "
+                "Raise its budget with --n-trials N to continue.")
     deadline = deadline_of(study)
-    counted_until = 0.0
-    while True:
-        # A cheap look first (at most once a second: COMPLETE + PRUNED only grow, so a stale count never stops a
-        # worker early), so that waiting and finishing cost nothing; the storage's admission is the exact check.
-        if time.monotonic() >= counted_until:
-            display.counts.clear()
-            display.counts.update(count_states(study))
-            counted_until = time.monotonic() + COUNT_EVERY_S
-        if _spent(budget, deadline, display.counts, include_running=True):
-            if _spent(budget, deadline, display.counts):
-                return
-            if not waiting_noted:
-                display.note(f"waiting for {display.counts['RUNNING']} running trial(s) of other workers…")
-                waiting_noted = True
-            # If a worker died, its heartbeat stops and its trial is failed (and retried) after the grace period,
-            # which frees the budget again.
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(1)
-            counted_until = 0.0
-            continue
-        waiting_noted = False
-        try:
-            study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
-        except BudgetSpent:
-            counted_until = 0.0
-            continue
-        except Preempted:
-            fail_own_running_trial(study, "preempted", max_retries)
-            raise
-        last = finished[-1]
-        failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
-        if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
-            raise HpoError(f"{failures_in_a_row} trials in a row failed; stopping. Last reason: "
-                           f"{last.user_attrs.get('failure_reason', 'unknown')}")
+    if deadline is not None and datetime.now(UTC) >= deadline:
+        return f"study {study.study_name!r} passed its deadline ({deadline:%Y-%m-%d %H:%M:%S} UTC); nothing to run."
+    return None

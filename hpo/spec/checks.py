@@ -92,8 +92,8 @@ def _check_range(name: str, entry: Range, field_check: TypeAdapter) -> tuple[Ran
         problems.append(("step", "must be > 0"))
     elif is_int and entry.step is not None and not float(entry.step).is_integer():
         problems.append(("step", f"{name} is an int field; step must be a whole number (got {entry.step})"))
-    if entry.target_only_share and name != "source_weight":
-        problems.append(("target_only_share", "only source_weight has target-only trials"))
+    if entry.target_only_share and name != "target_weight":
+        problems.append(("target_only_share", "only target_weight has target-only trials"))
     if entry.target_only_share and bounds.get("high") != 1:
         problems.append(("target_only_share", "needs high: 1.0 so that λ = 1 lies inside the range"))
     step = entry.step

@@ -5,15 +5,18 @@ Pydantic checks the structure (unknown keys are errors); spec/checks.py checks w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from hpo.errors import HpoError
 from hpo.spec.names import MAX_NAME_LENGTH, NAME_PATTERN
-from hpo.train.config import NOT_SEARCHABLE, Strict, TrainConfig
+from hpo.train.config import NOT_SEARCHABLE, Strict, TrainConfig, current_names
 from hpo.train.sources import DatasetSpec, ModelSpec
 
-__all__ = ["SEARCHABLE", "Choice", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry", "StudySpec"]
+__all__ = ["SEARCHABLE", "Choice", "ExportedFrom", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry", "StudySpec",
+           "older_export_names", "study_level_problems"]
 
 SEARCHABLE = tuple(name for name in TrainConfig.model_fields if name not in NOT_SEARCHABLE)
 
@@ -26,7 +29,7 @@ class Range(Strict):
     log: bool = False
     step: int | float | None = None
     target_only_share: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.0, description="source_weight only: share of trials run at λ = 1 (target only)."
+        0.0, description="target_weight only: share of trials run at λ = 1 (target only)."
     )
 
 
@@ -76,6 +79,57 @@ class PrunerSpec(Strict):
         return {"name": value} if isinstance(value, str) else value
 
 
+def study_level_problems(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    """What needs several of a study file's fields at once, read from the file's fields as given (so it runs even
+    when other fields fail, and one `hpo validate` reports everything); spec/load.py runs it on every file."""
+    problems = []
+    if fields.get("n_trials") is None and fields.get("timeout") is None:
+        problems.append(("", "give n_trials, timeout or both"))
+    target, source = fields.get("target"), fields.get("source")
+    own_validation = [key for key in ("validation_path", "validation_split")
+                      if isinstance(target, dict) and target.get(key) is not None]
+    if own_validation and fields.get("validation_size") is not None:
+        problems.append(("validation_size", f"the target brings its own validation split ({own_validation[0]}); "
+                                            "leave validation_size out"))
+    for key in ("validation_path", "validation_split"):
+        if isinstance(source, dict) and source.get(key) is not None:
+            problems.append((f"source -> {key}", "only the target is validated on; the source has no validation "
+                                                 "split"))
+    return problems
+
+
+class ExportedFrom(Strict):
+    """Where an exported study file (or the k best configs) came from, written by `hpo export`: the study, its
+    file's hash, model, data fingerprint and package versions, and the trial (its number, value, parameters)."""
+
+    study: str
+    spec_sha256: str
+    data: dict[str, Any]
+    model: dict[str, Any]
+    packages: dict[str, str | None]
+    git_commit: str | None = None
+    exported_at: str
+    trial: int | None = None
+    metric: str = "val_f1"
+    value: float | None = None
+    best_evaluation: int | None = None
+    best_epoch: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_names(cls, value: Any) -> Any:
+        return older_export_names(value)
+
+
+def older_export_names(value: Any) -> Any:
+    """An export written before the names settled: `val_f1` is the value, `best_step` the best evaluation."""
+    if isinstance(value, dict):
+        renamed = {"val_f1": "value", "best_step": "best_evaluation"}
+        value = {renamed.get(key, key): item for key, item in value.items()}
+    return value
+
+
 class StudySpec(Strict):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
     model: ModelSpec = ModelSpec(id="bundled:all-MiniLM-L6-v2")
@@ -99,8 +153,8 @@ class StudySpec(Strict):
     )
     direction: Literal["maximize"] = "maximize"
     storage: str | None = Field(None, description="Storage URL without a password (use HPO_STORAGE for one).")
-    exported_from: dict[str, Any] | None = Field(
-        None, description="Written by `hpo export`: the study, trial, validation F1 and provenance it came from."
+    exported_from: ExportedFrom | None = Field(
+        None, description="Written by `hpo export`: the study, trial, its value and provenance it came from."
     )
 
     @field_validator("storage")
@@ -120,12 +174,6 @@ class StudySpec(Strict):
                              "?sslpassword=, ...); put the URL in HPO_STORAGE or pass --storage instead")
         return value
 
-    @model_validator(mode="after")
-    def _has_budget(self) -> StudySpec:
-        if self.n_trials is None and self.timeout is None:
-            raise ValueError("give n_trials, timeout or both")
-        return self
-
     # -- derived, used by the space, pruner and provenance ------------------------------------------------
 
     def searched(self) -> dict[str, Range | Choice]:
@@ -135,6 +183,23 @@ class StudySpec(Strict):
         """The training section with every fixed search-space value filled in."""
         fixed = {k: v for k, v in self.search_space.items() if not isinstance(v, Range | Choice)}
         return self.training.model_copy(update=fixed)
+
+    def trial_config(self, params: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+        """The one way from a trial's parameters to what it trains with: the base config, the parameters (stored
+        names read as today's: `source_weight` is `target_weight`) and `overrides` (any training field: a seed, a
+        freeze depth), validated as the training section is. HpoError for a parameter that is not a searchable
+        field, or a value its field refuses."""
+        params = current_names(params)
+        unknown = sorted(set(params) - set(SEARCHABLE)) + sorted(set(overrides) - set(TrainConfig.model_fields))
+        if unknown:
+            raise HpoError(f"study {self.name!r}: {', '.join(unknown)} is not a searchable training field "
+                           f"(searchable: {', '.join(SEARCHABLE)})")
+        try:
+            return TrainConfig.model_validate({**self.base_config().model_dump(), **params, **overrides})
+        except ValidationError as exc:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                            for e in exc.errors())
+            raise HpoError(f"study {self.name!r}: a trial's parameters do not make a training config: {bad}") from None
 
     def max_evaluations(self) -> int:
         """The pruner's resource: evaluations in the longest trial the space allows."""

@@ -45,18 +45,21 @@ def count_states(study: optuna.Study) -> Counter[str]:
     return Counter({str(state): int(n) for state, n in rows})
 
 
-# A trial counts for the target-only share unless it FAILed; it is target only when its λ (source_weight) is 1 or
-# it carries the `target_only` attribute (a queued retry of a target-only trial, before its λ is set).
+# A trial counts for the target-only share unless it FAILed; it is target only when its λ is 1 or it carries the
+# `target_only` attribute (a queued retry of a target-only trial, before its λ is set). λ is stored as
+# `target_weight`, or as `source_weight` in studies created before the rename (hpo.train.config.LAMBDA_NAMES:
+# storage sits beside train, below it, so the two names are repeated here).
+LAMBDA_NAMES = ("target_weight", "source_weight")
 _TALLY = """
 SELECT count(*), coalesce(sum(CASE WHEN
-    EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id AND p.param_name = 'source_weight'
-            AND p.param_value = 1.0)
+    EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id
+            AND p.param_name IN ({lambda_names}) AND p.param_value = 1.0)
     OR EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'target_only'
                AND a.value_json = 'true')
     THEN 1 ELSE 0 END), 0)
 FROM trials t JOIN studies s ON s.study_id = t.study_id
 WHERE s.study_name = :name AND t.state <> 'FAIL' AND t.number <> :number
-"""
+""".replace("{lambda_names}", ", ".join(f"'{name}'" for name in LAMBDA_NAMES))
 
 
 def target_only_tally(study: optuna.Study, number: int) -> tuple[int, int]:
@@ -67,8 +70,8 @@ def target_only_tally(study: optuna.Study, number: int) -> tuple[int, int]:
     engine = engine_of(study)
     if engine is None:
         counted = [t for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL" and t.number != number]
-        return len(counted), sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only"))
-                                 for t in counted)
+        return len(counted), sum(any(t.params.get(name) == 1.0 for name in LAMBDA_NAMES)
+                                 or bool(t.user_attrs.get("target_only")) for t in counted)
     ((counted, target_only),) = fetch(engine, _TALLY, name=study.study_name, number=number)
     return int(counted), int(target_only)
 

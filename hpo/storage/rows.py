@@ -46,6 +46,18 @@ class StudySummary:
     created: datetime | None
 
 
+# User attributes renamed since studies were first stored: the stored (old) name -> today's. Read under today's
+# names, so no reader above the storage knows the old ones.
+RENAMED_ATTRS = {"epochs_completed": "epochs_run", "best_step": "best_evaluation"}
+_OLD_NAMES = {new: old for old, new in RENAMED_ATTRS.items()}
+
+
+def current_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A trial's user attributes under today's names (a value stored under both names: today's wins)."""
+    renamed = {RENAMED_ATTRS.get(key, key): value for key, value in attrs.items() if key in RENAMED_ATTRS}
+    return {**renamed, **{key: value for key, value in attrs.items() if key not in RENAMED_ATTRS}}
+
+
 @lru_cache(maxsize=4096)
 def _distribution(text_: str) -> optuna.distributions.BaseDistribution:
     return optuna.distributions.json_to_distribution(text_)
@@ -88,7 +100,8 @@ def trial_rows(study: optuna.Study, *, states: tuple[str, ...] | None = None, nu
     if (memory := _in_memory(study, states, numbers)) is not None:
         return [TrialRow(t.number, t.state.name, t.value, t.datetime_start, t.datetime_complete,
                          dict(t.params) if params else {},
-                         {k: v for k, v in t.user_attrs.items() if attrs is None or k in attrs}, t._trial_id,
+                         {k: v for k, v in current_attrs(t.user_attrs).items() if attrs is None or k in attrs},
+                         t._trial_id,
                          {k: optuna.distributions.distribution_to_json(d) for k, d in t.distributions.items()}
                          if params else {}) for t in memory]
     trials = _select(study, "SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete "
@@ -106,12 +119,13 @@ def trial_rows(study: optuna.Study, *, states: tuple[str, ...] | None = None, nu
         chosen[tid][name] = _distribution(dist).to_external_repr(internal)
         kinds[tid][name] = dist
     user: dict[int, dict[str, Any]] = defaultdict(dict)
+    stored_names = None if attrs is None else (*attrs, *(_OLD_NAMES[a] for a in attrs if a in _OLD_NAMES))
     for tid, key, value in _select(
             study, "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = "
-                   "a.trial_id WHERE t.study_id = :study{where}", states, numbers, attrs):
+                   "a.trial_id WHERE t.study_id = :study{where}", states, numbers, stored_names):
         user[tid][key] = json.loads(value)
-    return [TrialRow(number, str(state), values.get(tid), _when(start), _when(complete), chosen[tid], user[tid], tid,
-                     kinds[tid]) for tid, number, state, start, complete in trials]
+    return [TrialRow(number, str(state), values.get(tid), _when(start), _when(complete), chosen[tid],
+                     current_attrs(user[tid]), tid, kinds[tid]) for tid, number, state, start, complete in trials]
 
 
 def _when(value: Any) -> datetime | None:

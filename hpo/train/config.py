@@ -7,11 +7,33 @@ space checks its bounds and choices against them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["NOT_SEARCHABLE", "Strict", "TrainConfig", "reject_bool"]
+__all__ = ["LAMBDA", "LAMBDA_NAMES", "LEGACY_LAMBDA", "NOT_SEARCHABLE", "Strict", "TrainConfig", "current_names",
+           "lambda_of", "reject_bool"]
+
+# λ is named for what it weighs: the target loss. Studies made before the rename stored it as `source_weight`; such
+# a study keeps that parameter name (a study never mixes both), so whatever reads λ from stored parameters reads it
+# through `lambda_of` / `current_names`.
+LAMBDA = "target_weight"
+LEGACY_LAMBDA = "source_weight"
+LAMBDA_NAMES = (LAMBDA, LEGACY_LAMBDA)
+
+
+def lambda_of(params: Mapping[str, Any]) -> float | None:
+    """λ of a trial's parameters, under either name; None when the trial did not search it."""
+    for name in LAMBDA_NAMES:
+        if name in params:
+            return float(params[name])
+    return None
+
+
+def current_names(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's stored parameters under today's field names (`source_weight` read as `target_weight`)."""
+    return {LAMBDA if name == LEGACY_LAMBDA else name: value for name, value in params.items()}
 
 
 def reject_bool(value: Any, annotation: Any) -> Any:
@@ -40,7 +62,7 @@ class Strict(BaseModel):
 class TrainConfig(Strict):
     # What the search is usually about.
     learning_rate: PositiveFloat = Field(1e-4, description="Peak AdamW learning rate of the encoder.")
-    source_weight: Annotated[float, Field(gt=0, le=1)] = Field(
+    target_weight: Annotated[float, Field(gt=0, le=1)] = Field(
         0.5, description="λ: weight of the target loss; 1 - λ weighs the source loss. λ = 1 is target only."
     )
     freeze_depth: Annotated[int, Field(ge=0, le=1000)] = Field(

@@ -18,7 +18,8 @@ from hpo.errors import DataError
 from hpo.train.corpora import builtin_file, read_tab
 from hpo.train.sources import DatasetSpec
 
-__all__ = ["Corpus", "TaskData", "load_task_data", "load_test", "read_table", "stratified_split"]
+__all__ = ["Corpus", "TaskData", "load_corpus", "load_task_data", "load_test", "read_table", "stratified_split",
+           "target_splits"]
 
 log = logging.getLogger("hpo")
 
@@ -69,39 +70,52 @@ class TaskData:
 
 
 def load_task_data(source: DatasetSpec, target: DatasetSpec, *, validation_size: float | int, seed: int) -> TaskData:
-    """Read both training splits, subsample them and carve the target's validation split (stratified, seeded)."""
-    source_corpus = _sampled(source, "source", seed)
-    target_corpus = _sampled(target, "target", seed)
-    n_val = validation_size if isinstance(validation_size, int) else round(validation_size * len(target_corpus))
-    n_classes = len(np.unique(target_corpus.labels))
-    if not 1 <= n_val <= len(target_corpus) - n_classes:
+    """Read both training splits, subsample them, and take the target's validation split: its own (validation_path,
+    validation_split), or carved from its training split (stratified, seeded)."""
+    return TaskData(load_corpus(source, "source", seed), *target_splits(target, validation_size=validation_size,
+                                                                        seed=seed))
+
+
+def target_splits(target: DatasetSpec, *, validation_size: float | int, seed: int) -> tuple[Corpus, Corpus]:
+    """The target's training and validation splits."""
+    corpus = load_corpus(target, "target", seed)
+    if target.has_validation:
+        what = f"validation split {target.validation_label}"
+        return corpus, _labelled(target, "validation", corpus.label_names, what)
+    n_val = validation_size if isinstance(validation_size, int) else round(validation_size * len(corpus))
+    n_classes = len(np.unique(corpus.labels))
+    if not 1 <= n_val <= len(corpus) - n_classes:
         raise DataError(
-            f"[validation_size] {validation_size} leaves {len(target_corpus) - n_val} training and {n_val} "
-            f"validation documents of the {len(target_corpus)} of target {target.label}; each of its {n_classes} "
-            f"classes needs a training document, so at most {len(target_corpus) - n_classes} can validate"
+            f"[validation_size] {validation_size} leaves {len(corpus) - n_val} training and {n_val} "
+            f"validation documents of the {len(corpus)} of target {target.label}; each of its {n_classes} "
+            f"classes needs a training document, so at most {len(corpus) - n_classes} can validate"
         )
-    val_idx, train_idx = stratified_split(
-        target_corpus.labels, n_val, np.random.default_rng(seed + 1), keep_one_in_rest=True
-    )
-    return TaskData(source_corpus, target_corpus.take(train_idx), target_corpus.take(val_idx))
+    val_idx, train_idx = stratified_split(corpus.labels, n_val, np.random.default_rng(seed + 1), keep_one_in_rest=True)
+    return corpus.take(train_idx), corpus.take(val_idx)
 
 
 def load_test(spec: DatasetSpec, label_names: tuple[str, ...]) -> Corpus:
     """The held-out test split, labelled in the training label set. For final evaluation only."""
-    texts, labels = _read(spec, "test")
-    texts, labels = _clean(texts, labels, f"test split {spec.test_label}")
+    return _labelled(spec, "test", label_names, f"test split {spec.test_label}")
+
+
+def _labelled(spec: DatasetSpec, split: str, label_names: tuple[str, ...], what: str) -> Corpus:
+    """A held-out split (validation or test) labelled in the training label set."""
+    texts, labels = _read(spec, split)
+    texts, labels = _clean(texts, labels, what)
     if not texts:
-        raise DataError(f"test split {spec.test_label}: no usable rows (every text or label is empty)")
+        raise DataError(f"{what}: no usable rows (every text or label is empty)")
     index = {name: i for i, name in enumerate(label_names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
-        raise DataError(f"test split {spec.test_label}: labels not in the training data: {', '.join(unknown[:10])}"
+        raise DataError(f"{what}: labels not in the training data: {', '.join(unknown[:10])}"
                         f"{' …' if len(unknown) > 10 else ''} (training labels: {', '.join(label_names[:10])}"
                         f"{' …' if len(label_names) > 10 else ''})")
     return Corpus(tuple(texts), np.array([index[label] for label in labels], dtype=np.int64), label_names)
 
 
-def _sampled(spec: DatasetSpec, role: str, seed: int) -> Corpus:
+def load_corpus(spec: DatasetSpec, role: str, seed: int) -> Corpus:
+    """A dataset's training split (`role`: source or target, for messages), cleaned and subsampled."""
     texts, labels = _read(spec, "train")
     texts, labels = _clean(texts, labels, f"{role} {spec.label}")
     if not texts:
@@ -171,15 +185,17 @@ def _as_str(value: Any) -> str:
 
 
 def _read(spec: DatasetSpec, split: str) -> tuple[list[Any], list[Any]]:
+    """`split` (train, validation or test) of a dataset, as raw texts and labels."""
     if spec.builtin is not None:
         return read_tab(builtin_file(spec.builtin, split))
     if spec.path is not None:
-        path = spec.path if split == "train" else spec.test_path
+        path = {"train": spec.path, "validation": spec.validation_path, "test": spec.test_path}[split]
         if path is None:
             raise DataError(f"target {spec.label}: no test_path, so there is no test split to evaluate on; "
                             "add test_path: FILE to the target in the study file")
         return _read_file(Path(path), spec.text_column, spec.label_column)
-    return _read_hub(spec, spec.train_split if split == "train" else spec.test_split)
+    return _read_hub(spec, {"train": spec.train_split, "validation": spec.validation_split,
+                            "test": spec.test_split}[split])
 
 
 def read_table(path: Path) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hpo.train.activations import Reuse, reuse_off_reason
+from hpo.train.activations import Reuse, ReuseStats, reuse_off_reason
 from hpo.train.batches import bucketed_batches, collate, lr_factor, source_stream
 from hpo.train.config import TrainConfig
 from hpo.train.loss import penalty, transfer_loss
@@ -52,19 +52,27 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass(frozen=True)
 class Evaluation:
-    step: int  # 1-based evaluation number: the pruner's step
+    number: int  # 1-based: the pruner's step (an evaluation, not an optimiser step)
     epoch: float  # epochs of target data seen so far
     f1: float
     accuracy: float
     train_seconds: float  # optimisation time so far, evaluations excluded
     samples_seen: int  # target training examples so far
+    fit_seconds: float = 0.0  # wall time since the fit started, evaluations and the first build of reused states
 
 
 @dataclass
 class TrainResult:
     curve: list[Evaluation] = field(default_factory=list)
     trainable_params: int = 0
-    reuse: dict[str, object] | str = ""  # ReuseStats.record(), or "off (<reason>)"
+    reuse: ReuseStats | None = None  # what reusing frozen activations did, when the fit reused them
+    reuse_off: str | None = None  # why the fit did not reuse them, when it did not
+
+    def reuse_record(self) -> dict[str, object] | str | None:
+        """What a trial records as its `reuse` attribute: the figures, or "off (<reason>)"."""
+        if self.reuse is not None:
+            return self.reuse.record()
+        return f"off ({self.reuse_off})" if self.reuse_off else None
 
     @property
     def best(self) -> Evaluation:
@@ -163,6 +171,7 @@ def train(
     source while λ < 1); evaluate `evaluations_per_epoch` times an epoch. Raises NonFiniteLoss, or whatever
     `on_eval` or `on_step` raises; `result`, when given, is filled as the run goes, so a caller whose `on_eval`
     stops the run still has what it recorded."""
+    fit_started = time.monotonic()
     where = where or placement(config)
     device, autocast = where.device, where.autocast
     torch.manual_seed(config.seed)
@@ -187,13 +196,14 @@ def train(
     stepper = _Stepper(config, params, device, autocast, optimizer, total_steps)
     evals_per_epoch = min(config.evaluations_per_epoch, steps_per_epoch)
     eval_points = {round(j * steps_per_epoch / evals_per_epoch) for j in range(1, evals_per_epoch + 1)}
-    use_source = source is not None and config.source_weight < 1.0  # λ = 1: no source batch at all
+    use_source = source is not None and config.target_weight < 1.0  # λ = 1: no source batch at all
     sources = source_stream(source, config.batch_size, rng) if use_source else None
     target_inputs = _Inputs(target_train, pad_id, device, reuse)
     source_inputs = _Inputs(source, pad_id, device, reuse) if use_source else None
 
     result = result if result is not None else TrainResult()
-    result.trainable_params, result.reuse = sum(p.numel() for p in params), f"off ({off})" if off else ""
+    result.trainable_params = sum(p.numel() for p in params)
+    result.reuse, result.reuse_off = (reuse.stats if reuse is not None else None), off
     step = samples = 0
     train_seconds = 0.0
     for epoch in range(config.epochs):
@@ -206,7 +216,7 @@ def train(
                 if source_inputs is not None:
                     kwargs, labels = source_inputs(next(sources))
                     source_ce = F.cross_entropy(model(**kwargs, task="source").float(), labels)
-            stepper(transfer_loss(target_ce, source_ce, config.source_weight,
+            stepper(transfer_loss(target_ce, source_ce, config.target_weight,
                                   penalty(params, references, config.l1, config.l2)))
             step += 1
             samples += len(rows)
@@ -218,19 +228,16 @@ def train(
                 predictions = evaluate(model, target_val, pad_id, device, autocast, config.batch_size * 4,
                                        reuse=reuse)
                 evaluation = Evaluation(
-                    step=len(result.curve) + 1,
+                    number=len(result.curve) + 1,
                     epoch=round(epoch + index / steps_per_epoch, 4),
                     f1=f1(target_val.labels, predictions, config.f1_average),
                     accuracy=accuracy(target_val.labels, predictions),
                     train_seconds=train_seconds,
                     samples_seen=samples,
+                    fit_seconds=time.monotonic() - fit_started,
                 )
                 result.curve.append(evaluation)
-                if reuse is not None:
-                    result.reuse = reuse.stats.record()
                 on_eval(evaluation)
                 tick = time.monotonic()
     stepper.check()
-    if reuse is not None:
-        result.reuse = reuse.stats.record()
     return result

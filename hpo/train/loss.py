@@ -28,10 +28,10 @@ def penalty(
 
 
 def transfer_loss(
-    target_ce: torch.Tensor, source_ce: torch.Tensor | None, source_weight: float, reg: torch.Tensor | None
+    target_ce: torch.Tensor, source_ce: torch.Tensor | None, target_weight: float, reg: torch.Tensor | None
 ) -> torch.Tensor:
     """λ·CE_target + (1-λ)·CE_source + penalty; `source_ce` is None exactly when λ = 1."""
-    loss = source_weight * target_ce
+    loss = target_weight * target_ce
     if source_ce is not None:
-        loss = loss + (1.0 - source_weight) * source_ce
+        loss = loss + (1.0 - target_weight) * source_ce
     return loss if reg is None else loss + reg

@@ -43,10 +43,15 @@ class DatasetSpec(Strict):
     builtin: str | None = Field(None, description=f"One of {', '.join(BUILTIN_DATASETS)}.")
     path: Path | None = Field(None, description="Local CSV, JSON/JSONL or Parquet file (training data).")
     test_path: Path | None = Field(None, description="Local file holding the test split, if any.")
+    validation_path: Path | None = Field(
+        None, description="Target only: a local file holding your own validation split (else validation_size "
+                          "carves one from the training split)."
+    )
     hub: str | None = Field(None, description="A Hugging Face dataset id, loaded with `datasets`.")
     hub_config: str | None = None
     train_split: str = "train"
     test_split: str | None = "test"
+    validation_split: str | None = Field(None, description="Target only: the hub dataset's validation split.")
     text_column: str = "text"
     label_column: str = "label"
     max_samples: Annotated[int, Field(ge=2)] | None = Field(
@@ -65,13 +70,31 @@ class DatasetSpec(Strict):
         given = [key for key in ("builtin", "path", "hub") if getattr(self, key) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of builtin, path or hub (got {', '.join(given) or 'none'})")
-        if self.test_path is not None and self.path is None:
-            raise ValueError("test_path goes with path")
+        for key in ("test_path", "validation_path"):
+            if getattr(self, key) is not None and self.path is None:
+                raise ValueError(f"{key} goes with path")
+        if self.validation_split is not None and self.hub is None:
+            raise ValueError("validation_split goes with hub")
         return self
+
+    @property
+    def has_validation(self) -> bool:
+        """The dataset brings its own validation split (validation_path or validation_split)."""
+        return self.validation_path is not None or self.validation_split is not None
+
+    @property
+    def has_test(self) -> bool:
+        """The dataset has a test split to evaluate on (built-in ones all do)."""
+        return self.builtin is not None or self.test_path is not None or (self.hub is not None
+                                                                          and self.test_split is not None)
 
     @property
     def label(self) -> str:
         return self.builtin or self.hub or str(self.path)
+
+    @property
+    def validation_label(self) -> str:
+        return str(self.validation_path) if self.validation_path is not None else f"{self.label} (validation split)"
 
     @property
     def test_label(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hpo.search.runner import run_file
+from hpo.search.worker import run_file
 from hpo.train.corpora import builtin_file
 from tests.builders import write_study
 

@@ -129,7 +129,8 @@ n_trials: 1
 def test_max_samples_and_validation_size_are_checked_against_the_data(tmp_path, tiny_model_dir):
     spec = _csv_study(tmp_path, tiny_model_dir, "path: train.csv", max_samples=", max_samples: 100000")
     _refused(cli("validate", str(spec), cwd=tmp_path),
-             f"{spec}: [target -> max_samples] 100000 is more than the 140 usable rows of train.csv")
+             f"{spec}: 1 problem [target -> max_samples] 100000 is more than the 140 usable rows of "
+             f"{tmp_path / 'train.csv'}")
     spec = _csv_study(tmp_path, tiny_model_dir, "path: train.csv", validation_size=139)
     _refused(cli("run", str(spec), cwd=tmp_path),
              "[validation_size] 139 leaves 1 training and 139 validation documents of the 140",
@@ -138,13 +139,13 @@ def test_max_samples_and_validation_size_are_checked_against_the_data(tmp_path, 
 
 
 @pytest.mark.parametrize(("target", "message"), [
-    ("path: train.csv, test_path: test.csv", "test split test.csv: labels not in the training data: c"),
-    ("path: train.csv", "target train.csv: no test_path, so there is no test split to evaluate on"),
+    ("path: train.csv, test_path: test.csv", "test split {dir}/test.csv: labels not in the training data: c"),
+    ("path: train.csv", "target {dir}/train.csv: no test_path, so there is no test split to evaluate on"),
 ])
 def test_hpo_train_checks_the_test_split_before_training(tmp_path, tiny_model_dir, target, message):
     _csv(tmp_path / "test.csv", ["a", "b", "c"])
     spec = _csv_study(tmp_path, tiny_model_dir, target)
-    _refused(cli("train", str(spec), "--out", "model", cwd=tmp_path), message)
+    _refused(cli("train", str(spec), "--out", "model", cwd=tmp_path), message.format(dir=tmp_path))
     assert not (tmp_path / "model").exists(), "nothing trained, nothing saved"
 
 

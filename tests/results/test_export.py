@@ -13,7 +13,7 @@ import yaml
 from hpo.spec import load_spec, spec_from_text
 from tests.builders import DELETE, cli, hpo_cli, study_from, write_study
 
-SEARCHED = ("learning_rate", "source_weight", "freeze_depth", "l1", "l2")
+SEARCHED = ("learning_rate", "target_weight", "freeze_depth", "l1", "l2")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_exported_file_fixes_every_searched_field_and_carries_provenance(study_d
         assert exported["search_space"][name] == best.params[name]
     origin = exported["exported_from"]
     assert origin["study"] == "tiny" and origin["trial"] == best.number
-    assert origin["val_f1"] == pytest.approx(best.value)
-    assert origin["best_step"] == best.user_attrs["best_step"]
+    assert origin["value"] == pytest.approx(best.value)
+    assert origin["best_evaluation"] == best.user_attrs["best_evaluation"]
     assert origin["spec_sha256"] and origin["data"]["target"]["validation"] == 48 and origin["packages"]["optuna"]
     validated = hpo_cli("validate", "--no-data", "best.yaml", cwd=study_dir)
     assert validated.returncode == 0 and "best.yaml is valid" in validated.stdout, validated.stderr
@@ -56,7 +56,7 @@ def test_same_seed_retrain_reproduces_the_trial_and_evaluates_on_test(study_dir)
     metrics = json.loads((study_dir / "model" / "metrics.json").read_text())
     best = _best(study_dir)
     assert abs(metrics["validation"]["f1"] - best.value) <= 1e-6  # the same run, step for step
-    assert metrics["validation"]["step"] == best.user_attrs["best_step"]
+    assert metrics["validation"]["evaluation"] == best.user_attrs["best_evaluation"]
     assert metrics["test"]["n"] > 2000  # the whole R8 test split, never read during the search
     assert "accuracy" in metrics["test"]
     from transformers import AutoModelForSequenceClassification
@@ -71,7 +71,7 @@ def test_same_seed_retrain_reproduces_the_trial_and_evaluates_on_test(study_dir)
 def test_top_k_export_warm_starts_a_new_study(study_dir, tiny_model_dir):
     assert hpo_cli("export", "tiny", "--top", "2", "-o", "top2.yaml", cwd=study_dir).returncode == 0
     configs = yaml.safe_load((study_dir / "top2.yaml").read_text())["configs"]
-    assert len(configs) == 2 and configs[0]["val_f1"] >= configs[1]["val_f1"]
+    assert len(configs) == 2 and configs[0]["value"] >= configs[1]["value"]
     warm = write_study(study_dir / "warm.yaml", tiny_model_dir, name="warm", n_trials=3)
     done = hpo_cli("run", str(warm), "--enqueue", "top2.yaml", cwd=study_dir)
     assert done.returncode == 0, done.stderr
@@ -101,7 +101,7 @@ def test_training_args_load_exactly_as_written_with_the_recipe_beside_them(study
     assert args.use_cpu and args.bf16 == (best.user_attrs["precision"] == "bf16")
     assert args.warmup_steps == pytest.approx(0.1)  # transformers 5: a float below 1 is the warmup ratio
     recipe = json.loads((study_dir / "ta.transfer-hpo.json").read_text())
-    assert recipe["source_weight"] == best.params["source_weight"]
+    assert recipe["target_weight"] == best.params["target_weight"]
     assert recipe["freeze_depth"] == best.params["freeze_depth"] and recipe["pooling"] == "mean"
     assert recipe["exported_from"]["trial"] == best.number
 

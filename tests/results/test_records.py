@@ -43,12 +43,12 @@ def _every_state(url: str) -> optuna.Study:
     """Two COMPLETE (one tied best value broken by number), PRUNED, FAIL with its retry chain (FAIL -> FAIL ->
     WAITING), a RUNNING trial and an enqueued WAITING one."""
     study = optuna.create_study(study_name="mixed", storage=open_storage(url), direction="maximize")
-    study.add_trial(_trial(TrialState.COMPLETE, 0, 0.81, epochs_completed=2.0))
-    study.add_trial(_trial(TrialState.PRUNED, 1, None, epochs_completed=0.5))
-    study.add_trial(_trial(TrialState.FAIL, 2, None, failure_reason="preempted", epochs_completed=1.0))
+    study.add_trial(_trial(TrialState.COMPLETE, 0, 0.81, epochs_run=2.0))
+    study.add_trial(_trial(TrialState.PRUNED, 1, None, epochs_run=0.5))
+    study.add_trial(_trial(TrialState.FAIL, 2, None, failure_reason="preempted", epochs_run=1.0))
     retry_trial(study, study.trials[2], "preempted", max_retries=3)  # trial 3, WAITING
-    study.add_trial(_trial(TrialState.COMPLETE, 4, 0.93, epochs_completed=2.0))
-    study.add_trial(_trial(TrialState.COMPLETE, 5, 0.93, epochs_completed=2.0))
+    study.add_trial(_trial(TrialState.COMPLETE, 4, 0.93, epochs_run=2.0))
+    study.add_trial(_trial(TrialState.COMPLETE, 5, 0.93, epochs_run=2.0))
     running = study.ask()  # pops the retry (trial 3) into RUNNING
     running.set_user_attr("failure_reason", "worker lost: no heartbeat")
     study.tell(running, state=TrialState.FAIL)
@@ -67,7 +67,7 @@ def _records(url: str, *args: str, fmt: str = "json", cwd=None):
 def _expected(trial: optuna.trial.FrozenTrial) -> dict:
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     return {"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
-            "epochs_run": trial.user_attrs.get("epochs_completed"), "duration_s": duration,
+            "epochs_run": trial.user_attrs.get("epochs_run"), "duration_s": duration,
             "worker": "node-1:4242" if "pid" in trial.user_attrs else None,
             "failure_reason": trial.user_attrs.get("failure_reason")}
 
@@ -104,7 +104,8 @@ def test_best_status_and_studies_count_as_optuna_does(url, tmp_path):
 
     status = _records(url, "status", "mixed", cwd=tmp_path)
     counts = Counter(t.state.name for t in study.trials)
-    assert status["counts"] == {s: counts[s] for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    words = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL", "running": "RUNNING", "waiting": "WAITING"}
+    assert status["counts"] == {word: counts[state] for word, state in words.items()}  # the words `hpo studies` uses
     assert status["best"]["number"] == study.best_trial.number and status["best"]["value"] == study.best_value
     assert [r["number"] for r in status["running"]] == [t.number for t in study.trials if t.state.name == "RUNNING"]
     chain = {r["number"]: r["retry_of"] for r in status["retries"]}
@@ -113,9 +114,7 @@ def test_best_status_and_studies_count_as_optuna_does(url, tmp_path):
 
     (summary,) = _records(url, "studies", cwd=tmp_path)
     assert summary["study"] == "mixed" and summary["best_value"] == study.best_value
-    assert {s: summary[k] for s, k in (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"),
-                                       ("RUNNING", "running"), ("WAITING", "waiting"))} == {
-        s: counts[s] for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    assert {word: summary[word] for word in words} == status["counts"]
 
 
 def test_json_output_pipes_into_a_json_tool(tmp_path):

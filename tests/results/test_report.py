@@ -36,9 +36,9 @@ def _study(fixed_epochs: int | None = 3) -> optuna.Study:
 
 def _add(study, state, *, epochs_run=None, value=None, params=None, **attrs) -> None:
     params = params or {"learning_rate": 1e-3}
-    distributions = {"learning_rate": LR, "source_weight": LAMBDA, "epochs": IntDistribution(1, 5)}
+    distributions = {"learning_rate": LR, "target_weight": LAMBDA, "epochs": IntDistribution(1, 5)}
     if epochs_run is not None:
-        attrs["epochs_completed"] = epochs_run
+        attrs["epochs_run"] = epochs_run
     study.add_trial(create_trial(
         state=state, value=value if state == TrialState.COMPLETE else None, params=params,
         distributions={k: distributions[k] for k in params}, user_attrs=attrs,
@@ -71,7 +71,7 @@ def test_compute_saved_counts_what_pruned_trials_did_not_run():
 def test_compute_falls_back_to_the_most_epochs_seen_and_to_the_f1_curve():
     study = _study(fixed_epochs=None)  # no provenance: a study not created by `hpo run`
     _add(study, TrialState.COMPLETE, epochs_run=2.0, value=0.7)
-    _add(study, TrialState.PRUNED, f1_curve=[[1, 0.5, 0.4], [2, 1.0, 0.45]])  # no epochs_completed
+    _add(study, TrialState.PRUNED, f1_curve=[[1, 0.5, 0.4], [2, 1.0, 0.45]])  # no epochs_run
     _add(study, TrialState.PRUNED, epochs_run=0.5)
 
     summary = compute_summary(study)
@@ -123,10 +123,10 @@ def test_importances_are_drawn_once_two_complete_trials_differ(tmp_path):
     study = _study()
     for i, value in enumerate((0.2, 0.4, 0.6, 0.9)):
         _add(study, TrialState.COMPLETE, epochs_run=3.0, value=value,
-             params={"learning_rate": 1e-4 * (i + 1), "source_weight": 0.3 + 0.2 * i})
+             params={"learning_rate": 1e-4 * (i + 1), "target_weight": 0.3 + 0.2 * i})
     write_report(study, tmp_path / "report.html")
     traces = figure_data((tmp_path / "report.html").read_text(), "fig-importance")
-    assert len(traces) == 1 and sorted(traces[0]["y"]) == ["learning_rate", "source_weight"]
+    assert len(traces) == 1 and sorted(traces[0]["y"]) == ["learning_rate", "target_weight"]
 
 
 def _assert_self_contained(page: str) -> None:
@@ -149,8 +149,8 @@ def real_storage(tmp_path_factory, tiny_model_dir) -> str:
     study = optuna.load_study(study_name="tiny", storage=url)
     first = study.trials[0]
     study.add_trial(create_trial(
-        state=TrialState.PRUNED, params={**first.params, "source_weight": 0.5}, distributions=first.distributions,
-        intermediate_values={1: 0.1, 2: 0.05}, user_attrs={"epochs_completed": 1.0, "f1_curve": [[1, 0.5, 0.1],
+        state=TrialState.PRUNED, params={**first.params, "target_weight": 0.5}, distributions=first.distributions,
+        intermediate_values={1: 0.1, 2: 0.05}, user_attrs={"epochs_run": 1.0, "f1_curve": [[1, 0.5, 0.1],
                                                                                                  [2, 1.0, 0.05]]},
     ))
     return url
@@ -259,10 +259,10 @@ def test_report_figures_match_the_study(rendered, real_study):
     assert check["fig-transfer"]["traces"] == 3  # transfer and target only (complete), transfer (pruned)
 
     summary = compute_summary(real_study)
-    assert summary.epochs_run == pytest.approx(sum(t.user_attrs["epochs_completed"] for t in trials))
+    assert summary.epochs_run == pytest.approx(sum(t.user_attrs["epochs_run"] for t in trials))
     assert summary.epochs_without_pruning == pytest.approx(
         2 * sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-        + sum(t.user_attrs["epochs_completed"] for t in trials if t.state == TrialState.FAIL))
+        + sum(t.user_attrs["epochs_run"] for t in trials if t.state == TrialState.FAIL))
     assert summary.headline() in page
 
     # slices: every one of the five parameters the report looks at is searched by this study file

@@ -156,7 +156,7 @@ def _run_study(work, model_dir, *, name, n_trials, share):
     # one epoch, no pruning: every trial completes, so the study's trials are all candidates
     spec = write_study(work / f"{name}.yaml", model_dir, name=name, n_trials=n_trials, epochs=1,
                        pruner="{name: none}")
-    study_from(spec, spec, {"search_space": {"source_weight": {"target_only_share": share}}})
+    study_from(spec, spec, {"search_space": {"target_weight": {"target_only_share": share}}})
     done = hpo_cli("run", str(spec), cwd=work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     url = f"sqlite:///{work / 'hpo.db'}"
@@ -194,17 +194,17 @@ def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
     target_only, transfer = result["rows"]["target only"], result["rows"]["transfer"]
     assert result["target_only"] == {"study": "tiny", "min_own_trials": 3, "searched": False}
     assert target_only["trial"]["trial"] == max(own, key=lambda t: (t.value, -t.number)).number
-    assert target_only["config"]["source_weight"] == 1.0
-    assert trials[transfer["trial"]["trial"]].params["source_weight"] < 1.0
-    assert transfer["config"]["source_weight"] < 1.0
+    assert target_only["config"]["target_weight"] == 1.0
+    assert trials[transfer["trial"]["trial"]].params["target_weight"] < 1.0
+    assert transfer["config"]["target_weight"] < 1.0
     probe = result["rows"]["linear probe"]
-    assert probe["config"]["freeze_depth"] == 2 and probe["config"]["source_weight"] == 1.0  # the tiny BERT's layers
+    assert probe["config"]["freeze_depth"] == 2 and probe["config"]["target_weight"] == 1.0  # the tiny BERT's layers
     assert probe["config"]["learning_rate"] == target_only["config"]["learning_rate"]
 
     # the first seed is the study's own seed: that fit repeats the search trial step for step
-    assert transfer["val_f1"][0] == pytest.approx(trials[transfer["trial"]["trial"]].value, abs=1e-6)
-    assert target_only["val_f1"][0] == pytest.approx(trials[target_only["trial"]["trial"]].value, abs=1e-6)
-    assert zero["val_f1"] is None
+    assert transfer["value"][0] == pytest.approx(trials[transfer["trial"]["trial"]].value, abs=1e-6)
+    assert target_only["value"][0] == pytest.approx(trials[target_only["trial"]["trial"]].value, abs=1e-6)
+    assert zero["value"] is None
 
     gain = result["gain"]
     expected = [t - o for t, o in zip(transfer["f1"], target_only["f1"], strict=True)]
@@ -232,14 +232,14 @@ def test_too_few_target_only_trials_run_a_target_only_search(tmp_path, tiny_mode
     trials = searched.get_trials()
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3  # the same budget
     stored_spec = yaml.safe_load(provenance_of(searched)["spec_text"])
-    assert stored_spec["search_space"]["source_weight"] == 1.0  # fixed: every trial at λ = 1
-    assert all(t.params.get("source_weight", 1.0) == 1.0 for t in trials)
+    assert stored_spec["search_space"]["target_weight"] == 1.0  # fixed: every trial at λ = 1
+    assert all(t.params.get("target_weight", 1.0) == 1.0 for t in trials)
     assert searched.user_attrs["target_only_of"] == "few"
     assert "target-only search" in shown
 
     assert result["target_only"]["study"] == "few-target-only" and result["target_only"]["searched"] is True
     assert result["rows"]["target only"]["trial"]["study"] == "few-target-only"
-    assert result["rows"]["target only"]["config"]["source_weight"] == 1.0
+    assert result["rows"]["target only"]["config"]["target_weight"] == 1.0
     assert result["rows"]["transfer"]["trial"]["study"] == "few"
     # one seed: the intervals are undefined and nothing is flagged
     assert result["gain"]["ci"] == [None, None] and result["negative_transfer"] is False

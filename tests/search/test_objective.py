@@ -16,7 +16,7 @@ from tests.builders import DELETE, SilentReporter, study_from, write_study
 def _study_and_objective(tmp_path, model_dir, space: dict, training: dict | None = None):
     """A tiny study with λ = 1 and freeze depth 0 fixed, 3 epochs, the given search space, and its objective."""
     path = study_from(write_study(tmp_path / "base.yaml", model_dir), tmp_path / "s.yaml", {
-        "search_space": {"learning_rate": DELETE, "source_weight": 1.0, "freeze_depth": 0, "l1": DELETE,
+        "search_space": {"learning_rate": DELETE, "target_weight": 1.0, "freeze_depth": 0, "l1": DELETE,
                          "l2": DELETE, **space},
         "training": {"epochs": 3, **(training or {})},
         "target": {"max_samples": 240}, "validation_size": 64,
@@ -50,7 +50,7 @@ def test_bad_trial_is_pruned_and_good_control_is_not(tmp_path, tiny_model_dir):
     assert len(control.intermediate_values) == 6
     assert control.value > max(bad.intermediate_values.values())
     # a pruned trial still records what it did
-    assert bad.user_attrs["epochs_completed"] < 3
+    assert bad.user_attrs["epochs_run"] < 3
     assert len(bad.user_attrs["f1_curve"]) == len(bad.intermediate_values)
 
 

@@ -27,7 +27,7 @@ def test_trials_3_and_7_are_target_only(quickstart):
     _, study = quickstart
     trials = study.get_trials()
     assert len(trials) == 8 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
-    assert [t.number for t in trials if t.params["source_weight"] == 1.0] == [3, 7]
+    assert [t.number for t in trials if t.params["target_weight"] == 1.0] == [3, 7]
     assert [t.number for t in trials if t.user_attrs.get("target_only")] == [3, 7]
 
 

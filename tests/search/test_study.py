@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpo.storage import provenance_of
 from tests.builders import hpo_cli, study_from, write_study
 
-RECORDED = {"f1_curve", "epochs_completed", "train_seconds", "samples_per_second", "trainable_params", "device",
+RECORDED = {"f1_curve", "epochs_run", "train_seconds", "samples_per_second", "trainable_params", "device",
             "precision", "hostname", "pid", "worker_seed"}
 
 
@@ -56,10 +56,10 @@ def test_study_runs_to_its_budget_and_records_every_trial(first_run):
         assert len(curve) == 4  # 2 epochs × 2 evaluations
         best = max(trial.intermediate_values.values())
         assert trial.value == pytest.approx(best)
-        assert trial.intermediate_values[trial.user_attrs["best_step"]] == pytest.approx(best)
-        assert trial.user_attrs["epochs_completed"] == 2
+        assert trial.intermediate_values[trial.user_attrs["best_evaluation"]] == pytest.approx(best)
+        assert trial.user_attrs["epochs_run"] == 2
     # target-only trials keep their share: floor(0.25 × 4) = 1, with λ exactly 1
-    target_only = [t for t in trials if t.params["source_weight"] == 1.0]
+    target_only = [t for t in trials if t.params["target_weight"] == 1.0]
     assert len(target_only) == math.floor(0.25 * 4)
     provenance = provenance_of(study)
     assert provenance["spec_sha256"] and provenance["packages"]["optuna"] == optuna.__version__

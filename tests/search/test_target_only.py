@@ -29,8 +29,8 @@ SHIPPED = {
 def _shipped(file: str, pruner: PrunerSpec | None) -> StudySpec:
     """The shipped study file's sampler, pruner and space, with a target-only share of 0.25."""
     spec = load_spec(REPO / "studies" / file)
-    weight = spec.search_space["source_weight"].model_copy(update={"target_only_share": 0.25})
-    update = {"search_space": {**spec.search_space, "source_weight": weight}}
+    weight = spec.search_space["target_weight"].model_copy(update={"target_only_share": 0.25})
+    update = {"search_space": {**spec.search_space, "target_weight": weight}}
     return spec.model_copy(update={**update, "pruner": pruner} if pruner is not None else update)
 
 
@@ -60,18 +60,18 @@ def test_trials_3_and_7_of_8_are_target_only_under_every_shipped_pruner(tmp_path
     assert all(len(t.intermediate_values) >= 1 for t in trials)
     if spec.pruner.name != "none":
         assert any(len(t.intermediate_values) >= 2 for t in trials)
-    assert [t.number for t in trials if t.params["source_weight"] == 1.0] == [3, 7]
+    assert [t.number for t in trials if t.params["target_weight"] == 1.0] == [3, 7]
     assert [t.number for t in trials if t.user_attrs.get("target_only")] == [3, 7]
 
 
 def test_a_queued_trial_keeps_its_own_lambda_and_the_share_holds_around_it():
     study = optuna.create_study(direction="maximize")
     study.sampler = make_sampler(SamplerSpec(name="random"), seed=0, target_only_share=0.25, study=study)
-    study.enqueue_trial({"source_weight": 0.5})  # a queued trial keeps its own λ
+    study.enqueue_trial({"target_weight": 0.5})  # a queued trial keeps its own λ
     for _ in range(9):
         trial = study.ask()
-        study.tell(trial, trial.suggest_float("source_weight", 0.3, 1.0))
-    weights = [t.params["source_weight"] for t in study.get_trials()]
+        study.tell(trial, trial.suggest_float("target_weight", 0.3, 1.0))
+    weights = [t.params["target_weight"] for t in study.get_trials()]
     assert weights[0] == 0.5
     # floor(0.25 × (n + 1)) target-only trials among the n before: trials 3 and 7 are λ = 1, no others
     assert [i for i, w in enumerate(weights) if w == 1.0] == [3, 7]

@@ -14,7 +14,7 @@ import yaml
 from hpo.errors import SpecError
 from hpo.spec import BUILTIN_DATASETS, Choice, Range, StudySpec, load_spec
 from hpo.train.config import TrainConfig
-from hpo.workbench import check_model
+from hpo.workbench import check_study_file
 from tests.builders import REPO
 
 ROOT = REPO  # the repository root
@@ -99,9 +99,9 @@ def test_unknown_builtin_dataset_lists_the_builtins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("value", "bound"), [(0, "greater than 0"), (-0.2, "greater than 0"),
                                               (1.5, "less than or equal to 1")])
-def test_source_weight_outside_0_1_is_refused_in_training(tmp_path: Path, value: float, bound: str) -> None:
-    line = problem_line(spec_error(study(tmp_path, training={"source_weight": value})),
-                        "training -> source_weight")
+def test_target_weight_outside_0_1_is_refused_in_training(tmp_path: Path, value: float, bound: str) -> None:
+    line = problem_line(spec_error(study(tmp_path, training={"target_weight": value})),
+                        "training -> target_weight")
     assert bound in line
     assert f"(got {value})" in line
 
@@ -113,18 +113,18 @@ def test_source_weight_outside_0_1_is_refused_in_training(tmp_path: Path, value:
         ({"low": 0.1, "high": 1.2}, "high", "less than or equal to 1"),
     ],
 )
-def test_source_weight_outside_0_1_is_refused_as_a_search_bound(
+def test_target_weight_outside_0_1_is_refused_as_a_search_bound(
     tmp_path: Path, entry: dict[str, float], key: str, bound: str
 ) -> None:
-    error = spec_error(study(tmp_path, search_space={"source_weight": entry}))
-    assert bound in problem_line(error, f"search_space -> source_weight -> {key}")
+    error = spec_error(study(tmp_path, search_space={"target_weight": entry}))
+    assert bound in problem_line(error, f"search_space -> target_weight -> {key}")
 
 
-def test_source_weight_of_exactly_1_is_allowed(tmp_path: Path) -> None:
-    spec = load_spec(study(tmp_path, training={"source_weight": 1.0},
-                           search_space={"source_weight": {"low": 0.2, "high": 1.0}}))
-    assert spec.training.source_weight == 1.0
-    assert spec.search_space["source_weight"].high == 1.0
+def test_target_weight_of_exactly_1_is_allowed(tmp_path: Path) -> None:
+    spec = load_spec(study(tmp_path, training={"target_weight": 1.0},
+                           search_space={"target_weight": {"low": 0.2, "high": 1.0}}))
+    assert spec.training.target_weight == 1.0
+    assert spec.search_space["target_weight"].high == 1.0
 
 
 @pytest.mark.parametrize("value", [0, -1e-3])
@@ -173,7 +173,7 @@ def test_run_settings_cannot_be_searched(tmp_path: Path, name: str, entry: dict[
 def test_unknown_search_field_lists_the_searchable_ones(tmp_path: Path) -> None:
     error = spec_error(study(tmp_path, search_space={"learning_rat": {"low": 1e-5, "high": 1e-3}}))
     line = problem_line(error, "search_space -> learning_rat")
-    assert "searchable fields: learning_rate, source_weight, freeze_depth" in line
+    assert "searchable fields: learning_rate, target_weight, freeze_depth" in line
     assert "device" not in line
 
 
@@ -217,12 +217,12 @@ def test_a_password_in_storage_is_refused_without_echoing_it(tmp_path: Path) -> 
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
-    error = spec_error(study(tmp_path, bogus=1, training={"source_weight": 2},
+    error = spec_error(study(tmp_path, bogus=1, training={"target_weight": 2},
                              search_space={"epochs": {"low": 5, "high": 2}}))
     assert str(error).splitlines()[0].endswith("3 problems")
     assert len(error.problems) == 3
     assert "unknown field" in problem_line(error, "bogus")
-    assert "less than or equal to 1" in problem_line(error, "training -> source_weight")
+    assert "less than or equal to 1" in problem_line(error, "training -> target_weight")
     assert "low (5) must be below high (2)" in problem_line(error, "search_space -> epochs")
 
 
@@ -231,9 +231,8 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 
 def test_freeze_depth_beyond_the_model_is_refused(tmp_path: Path) -> None:
     path = study(tmp_path, search_space={"freeze_depth": {"low": 0, "high": 7}})
-    spec = load_spec(path)
     with pytest.raises(SpecError) as caught:
-        check_model(spec, str(path))
+        check_study_file(path, data=False)
     text = str(caught.value)
     assert text.startswith(str(path))
     line = problem_line(caught.value, "search_space -> freeze_depth")
@@ -241,12 +240,12 @@ def test_freeze_depth_beyond_the_model_is_refused(tmp_path: Path) -> None:
 
     too_deep = study(tmp_path, "fixed.yaml", training={"freeze_depth": 7})
     with pytest.raises(SpecError) as caught:
-        check_model(load_spec(too_deep), str(too_deep))
+        check_study_file(too_deep, data=False)
     assert "6 layers" in problem_line(caught.value, "training -> freeze_depth")
 
     # Every one of the 6 layers may be frozen.
-    assert check_model(load_spec(study(tmp_path, search_space={"freeze_depth": {"low": 0, "high": 6}})),
-                       "ok.yaml") is None
+    ok = study(tmp_path, "ok.yaml", search_space={"freeze_depth": {"low": 0, "high": 6}})
+    assert check_study_file(ok, data=False).spec.search_space["freeze_depth"].high == 6
 
 
 # -- a valid file -------------------------------------------------------------------------------------------
@@ -311,7 +310,7 @@ def test_the_quickstart_study_loads() -> None:
     spec = load_spec(ROOT / QUICKSTART)
     assert spec.name == "quickstart"
     assert spec.max_evaluations() == spec.training.epochs * spec.training.evaluations_per_epoch
-    assert check_model(spec, str(QUICKSTART)) is None
+    assert check_study_file(ROOT / QUICKSTART, data=False).spec == spec
 
 
 # -- the command line ---------------------------------------------------------------------------------------
@@ -323,11 +322,11 @@ def hpo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_validate_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:
-    path = study(tmp_path, training={"source_weight": 2}, search_space={"epochs": {"low": 5, "high": 2}})
+    path = study(tmp_path, training={"target_weight": 2}, search_space={"epochs": {"low": 5, "high": 2}})
     done = hpo("validate", "--no-data", str(path))
     assert done.returncode == 1, done
     assert str(path) in done.stderr
-    assert "[training -> source_weight]" in done.stderr
+    assert "[training -> target_weight]" in done.stderr
     assert "[search_space -> epochs]" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "is valid" not in done.stdout

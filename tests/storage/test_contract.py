@@ -81,7 +81,7 @@ WORKER = textwrap.dedent("""
 
     import optuna
 
-    from hpo.search.worker import run_trials
+    from hpo.search.runner import run_trials
     from hpo.storage import open_storage
 
     class Display:
@@ -147,7 +147,7 @@ def test_what_optuna_reads_back_is_what_was_written(url):
         trial = study.ask()
         x = trial.suggest_float("x", 0, 1)
         trial.suggest_categorical("l2", [0.0, 1e-4])
-        trial.set_user_attr("epochs_completed", 1.5)
+        trial.set_user_attr("epochs_run", 1.5)
         trial.report(x, 1)
         study.tell(trial, value, state=TrialState.COMPLETE if value is not None else TrialState.PRUNED)
     plain = optuna.load_study(study_name="round", storage=url)  # Optuna's own RDBStorage, no hpo code
@@ -165,17 +165,17 @@ def test_counts_and_the_target_only_tally_equal_a_count_of_the_trials(url):
     study = optuna.create_study(study_name="tally", storage=study_storage(open_storage(url)), direction="maximize")
     for weight, state in ((1.0, TrialState.COMPLETE), (0.5, TrialState.COMPLETE), (1.0, TrialState.FAIL),
                           (0.7, TrialState.PRUNED), (1.0, TrialState.PRUNED), (0.4, None)):
-        study.enqueue_trial({"source_weight": weight})
+        study.enqueue_trial({"target_weight": weight})
         trial = study.ask()
-        trial.suggest_float("source_weight", 0.3, 1.0)  # the queued value
+        trial.suggest_float("target_weight", 0.3, 1.0)  # the queued value
         if state is not None:
             study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
-    study.enqueue_trial({"source_weight": 0.6}, user_attrs={"target_only": True})  # a queued target-only retry
+    study.enqueue_trial({"target_weight": 0.6}, user_attrs={"target_only": True})  # a queued target-only retry
     trials = study.get_trials()
     assert count_states(study) == Counter(t.state.name for t in trials)
     for number in range(len(trials)):
         counted = [t for t in trials if t.state != TrialState.FAIL and t.number != number]
-        expected = sum(t.params.get("source_weight") == 1.0 or bool(t.user_attrs.get("target_only")) for t in counted)
+        expected = sum(t.params.get("target_weight") == 1.0 or bool(t.user_attrs.get("target_only")) for t in counted)
         assert target_only_tally(study, number) == (len(counted), expected), number
 
 

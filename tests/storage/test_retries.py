@@ -45,12 +45,12 @@ def test_retries_stop_at_the_cap_and_the_parameters_are_reported_poisonous():
 def test_a_queued_trial_preempted_before_it_samples_is_retried_with_its_queued_parameters(tmp_path):
     # The race a stop can hit: a worker pops a queued retry and is preempted before the objective suggests.
     study = optuna.create_study(direction="maximize", storage=f"sqlite:///{tmp_path / 'r.db'}")
-    study.enqueue_trial({"learning_rate": 3e-4, "source_weight": 0.5}, user_attrs={"retry_of": 7, "attempt": 2})
+    study.enqueue_trial({"learning_rate": 3e-4, "target_weight": 0.5}, user_attrs={"retry_of": 7, "attempt": 2})
     popped = study.ask()
     assert popped.params == {}  # nothing suggested yet
     assert retry_trial(study, popped, "preempted", max_retries=3) == 3
     (retry,) = study.get_trials(states=(TrialState.WAITING,))
-    assert retry.system_attrs["fixed_params"] == {"learning_rate": 3e-4, "source_weight": 0.5}
+    assert retry.system_attrs["fixed_params"] == {"learning_rate": 3e-4, "target_weight": 0.5}
     assert retry.user_attrs["retry_of"] == popped.number
 
 

@@ -74,7 +74,7 @@ def _model(encoder: torch.nn.Module, depth: int, pooling: str = "mean") -> Trans
 
 def _config(depth: int, reuse: bool = True, **changes) -> TrainConfig:
     return TrainConfig(**{"epochs": 2, "batch_size": 16, "max_length": 48, "freeze_depth": depth,
-                          "evaluations_per_epoch": 2, "learning_rate": 1e-3, "source_weight": 1.0, "device": "cpu",
+                          "evaluations_per_epoch": 2, "learning_rate": 1e-3, "target_weight": 1.0, "device": "cpu",
                           "precision": "fp32", "reuse_activations": reuse, **changes})
 
 
@@ -105,7 +105,7 @@ def test_reused_states_give_the_logits_and_curve_of_a_full_forward(family, depth
     encoder = _encoder(family, data[1])
     _, plain_run = _fit(encoder, data, depth, reuse=False)
     cached, cached_run = _fit(encoder, data, depth, reuse=True)
-    assert isinstance(cached_run.reuse, dict) and cached_run.reuse["depth"] == depth
+    assert isinstance(cached_run.reuse_record(), dict) and cached_run.reuse_record()["depth"] == depth
     assert [e.f1 for e in cached_run.curve] == [e.f1 for e in plain_run.curve]  # identical F1 curves
     reuse = Reuse(cached, depth, pad_id=0, device=torch.device("cpu"), autocast=None)
     without, with_reuse = _logits(cached, data, None), _logits(cached, data, reuse)  # the same weights, both ways
@@ -127,24 +127,25 @@ def test_the_bottom_layers_never_run_in_a_cached_trial(data):
     result = train(_config(2), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
     batches = 2 * 10 + 4 * 2  # 2 epochs of 10 training batches, 4 evaluations of 80 rows in batches of 64
     assert calls["bottom"] == 0 and calls["top"] == batches
-    assert result.reuse["misses"] == 0 and result.reuse["hits"] == batches and result.reuse["bytes"] > 0
+    stats = result.reuse_record()
+    assert stats["misses"] == 0 and stats["hits"] == batches and stats["bytes"] > 0
 
 
 def test_a_change_to_what_the_states_depend_on_is_a_miss(data, minilm_tokenizer):
     encoder = _encoder("bert", data[1])
-    assert _fit(encoder, data, 2)[1].reuse["misses"] > 0
-    assert _fit(encoder, data, 2)[1].reuse["misses"] == 0  # the same: all hits
+    assert _fit(encoder, data, 2)[1].reuse_record()["misses"] > 0
+    assert _fit(encoder, data, 2)[1].reuse_record()["misses"] == 0  # the same: all hits
     changed = copy.deepcopy(encoder)
     with torch.no_grad():
         encoder_layers(changed)[1].output.dense.weight[0, 0] += 1e-3  # a frozen layer's weight
-    assert _fit(changed, data, 2)[1].reuse["misses"] > 0
+    assert _fit(changed, data, 2)[1].reuse_record()["misses"] > 0
     with torch.no_grad():
         encoder_layers(changed)[2].output.dense.weight[0, 0] += 1e-3  # above the frozen layers: no change
-    assert _fit(changed, data, 2)[1].reuse["misses"] == 0
+    assert _fit(changed, data, 2)[1].reuse_record()["misses"] == 0
     train_data, val_data = _encoded(data, max_length=40)  # another max length
     model = _model(encoder, 2)
     result = train(_config(2, max_length=40), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
-    assert result.reuse["misses"] > 0
+    assert result.reuse_record()["misses"] > 0
     corpus, _ = data
     assert encode(minilm_tokenizer, "another-tokenizer", corpus["train"], 48).key != _encoded(data)[0].key
     # the key of a tokenizer does not drift once it has tokenised (its backend keeps the last truncation setting)
@@ -156,9 +157,9 @@ def test_a_change_to_what_the_states_depend_on_is_a_miss(data, minilm_tokenizer)
 def test_a_shallower_cache_starts_a_deeper_trial_and_never_the_reverse(data):
     encoder = _encoder("bert", data[1])
     _fit(encoder, data, 1)
-    deeper = _fit(encoder, data, 3)[1].reuse
+    deeper = _fit(encoder, data, 3)[1].reuse_record()
     assert deeper["built_from"] == [1, 1]  # train and validation states built from the depth-1 entries
-    shallower = _fit(encoder, data, 2)[1].reuse
+    shallower = _fit(encoder, data, 2)[1].reuse_record()
     assert shallower["built_from"] == [1, 1]  # from depth 1 again: depth 3's states cannot give depth 2's
 
 
@@ -167,7 +168,7 @@ def test_an_unknown_family_runs_without_reuse_and_says_why(data):
 
     encoder = _encoder("deberta-v2", data[1])
     _, result = _fit(encoder, data, 1)
-    assert result.reuse == "off (family deberta-v2 not covered (covered: bert, distilbert, electra, mpnet, " \
+    assert result.reuse_record() == "off (family deberta-v2 not covered (covered: bert, distilbert, electra, mpnet, " \
                            "roberta, xlm-roberta))"
     assert reuse_off_reason(_model(_encoder("bert", data[1]), 0), 0) == "nothing frozen (freeze_depth 0)"
 

@@ -78,7 +78,7 @@ def test_target_only_runs_no_source_forward(lam, expect_source):
     source_calls = []
     model.source_head.register_forward_hook(lambda *_: source_calls.append(1))
     data = one_batch(n=16)
-    config = TrainConfig(epochs=1, batch_size=8, source_weight=lam, precision="fp32", device="cpu")
+    config = TrainConfig(epochs=1, batch_size=8, target_weight=lam, precision="fp32", device="cpu")
     train(config, model, data, data, one_batch(n=16, n_classes=2), pad_id=0, on_eval=lambda e: None)
     assert (len(source_calls) > 0) is expect_source
     if expect_source:

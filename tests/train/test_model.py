@@ -40,7 +40,7 @@ def test_one_step_keeps_frozen_weights_and_moves_the_rest(kind, depth):
             label, (out[0] if isinstance(out, tuple) else out).grad_fn is not None))
 
     batch = one_batch()  # exactly one batch: one optimisation step
-    config = TrainConfig(epochs=1, batch_size=8, freeze_depth=depth, learning_rate=1e-3, source_weight=1.0,
+    config = TrainConfig(epochs=1, batch_size=8, freeze_depth=depth, learning_rate=1e-3, target_weight=1.0,
                          warmup_ratio=0.0, precision="fp32", device="cpu")
     train(config, model, batch, batch, None, pad_id=0, on_eval=lambda e: None)
 

@@ -15,13 +15,13 @@ from tests.builders import REPO, SilentReporter
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source_weight", [1.0, 0.6])
-def test_quickstart_sized_trial_reaches_080_macro_f1(source_weight):
+@pytest.mark.parametrize("target_weight", [1.0, 0.6])
+def test_quickstart_sized_trial_reaches_080_macro_f1(target_weight):
     spec = load_spec(REPO / "studies" / "quickstart.yaml")
     # learning quality is the point here, not the search's per-trial time guard (a loaded CI machine may be slow)
     spec = spec.model_copy(update={"training": spec.training.model_copy(update={"time_limit_s": None})})
     study = optuna.create_study(direction="maximize", pruner=make_pruner(spec.pruner, spec.max_evaluations()))
-    study.enqueue_trial({"learning_rate": 3e-4, "source_weight": source_weight, "freeze_depth": 2,
+    study.enqueue_trial({"learning_rate": 3e-4, "target_weight": target_weight, "freeze_depth": 2,
                          "l1": 0.0, "l2": 0.0})
     objective = Objective(spec, open_workbench(spec, "quickstart"), SilentReporter(), 0)
     study.optimize(objective, n_trials=1, catch=(TrialFailed,))

@@ -75,9 +75,9 @@ def compute_summary(study: optuna.Study, trials: list[optuna.trial.FrozenTrial] 
 
 
 def _epochs_run(trial: optuna.trial.FrozenTrial, full: float | None) -> float:
-    """`epochs_completed`; else the last row of `f1_curve`; else a COMPLETE trial ran them all."""
-    if "epochs_completed" in trial.user_attrs:
-        return float(trial.user_attrs["epochs_completed"])
+    """`epochs_run`; else the last row of `f1_curve`; else a COMPLETE trial ran them all."""
+    if "epochs_run" in trial.user_attrs:
+        return float(trial.user_attrs["epochs_run"])
     curve = trial.user_attrs.get("f1_curve")
     if curve:
         return float(curve[-1][1])

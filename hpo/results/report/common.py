@@ -19,7 +19,7 @@ __all__ = ["COLORS", "FIGURE_IDS", "METRIC_LABEL", "SLICE_PARAMS", "STATES", "Se
 
 FIGURE_IDS = ("fig-history", "fig-intermediate", "fig-importance", "fig-parallel", "fig-slice", "fig-transfer",
               "fig-compute", "fig-states", "fig-trials")
-SLICE_PARAMS = ("learning_rate", "source_weight", "freeze_depth", "l1", "l2")
+SLICE_PARAMS = ("learning_rate", "target_weight", "freeze_depth", "l1", "l2")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#9467bd",
           "WAITING": "#7f7f7f", "target_only": "#2ca02c", "saved": "#d9d9d9"}

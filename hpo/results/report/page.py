@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hpo.files import html_page
+from hpo.results.records import COUNT_NAMES
 from hpo.results.report.common import METRIC_LABEL, STATES, Section, best_trial, complete_trials, fmt, state_of
 
 if TYPE_CHECKING:
@@ -87,12 +88,12 @@ def _summary(study: optuna.Study, drawn: Drawn) -> str:
     if complete:
         best = best_trial(study, complete)
         params = ", ".join(f"{k} = {fmt(v)}" for k, v in best.params.items())
+        where = best.user_attrs.get("best_evaluation")
         rows.append((f"best {METRIC_LABEL}", f'<b id="best-value">{best.value:.4f}</b> (trial {best.number}'
-                     f"{', evaluation ' + str(best.user_attrs['best_step']) if 'best_step' in best.user_attrs else ''})"
-                     f"<br>{html.escape(params)}"))
+                     f"{f', evaluation {where}' if where is not None else ''})<br>{html.escape(params)}"))
     else:
         rows.append((f"best {METRIC_LABEL}", '<span id="best-value">no complete trial yet</span>'))
-    states = ", ".join(f'<span data-state="{s}">{counts.get(s, 0)}</span> {s.lower()}' for s in STATES)
+    states = ", ".join(f'<span data-state="{s}">{counts.get(s, 0)}</span> {COUNT_NAMES[s]}' for s in STATES)
     rows.append(("trials", f'<span id="trial-count">{len(trials)}</span>: {states}'))
     budget = study.user_attrs.get("n_trials")
     used = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)

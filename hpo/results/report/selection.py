@@ -19,7 +19,7 @@ __all__ = ["BEST", "LIMIT", "Drawn", "draw"]
 LIMIT = 2000  # above this many trials, a report draws a selection
 BEST = 500  # of which the best, always drawn
 SEED = 0  # the rest: a sample with this seed, so the same study gives the same report
-_EVERY_TRIAL_ATTRS = ("retry_of", "retry_root", "retry_reason", "best_step")
+_EVERY_TRIAL_ATTRS = ("retry_of", "retry_root", "retry_reason", "best_evaluation")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def trials_table(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) ->
         "trial": [str(t.number) for t in rows],
         "state": [state_of(t) for t in rows],
         METRIC_LABEL: [_value(t) for t in rows],
-        "epochs run": [fmt(t.user_attrs["epochs_completed"]) if "epochs_completed" in t.user_attrs else "-"
+        "epochs run": [fmt(t.user_attrs["epochs_run"]) if "epochs_run" in t.user_attrs else "-"
                        for t in rows],
         "minutes": [f"{t.duration.total_seconds() / 60:.1f}" if t.duration else "-" for t in rows],
         **{name: [fmt(t.params[name]) if name in t.params else "-" for t in rows] for name in names},

@@ -26,12 +26,12 @@ __all__ = ["transfer"]
 def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section:
     import plotly.graph_objects as go
 
-    title = "Transfer: best val F1 against λ (source_weight)"
-    fixed = fixed_value(study, "source_weight")
+    title = "Transfer: best val F1 against λ (target_weight)"
+    fixed = fixed_value(study, "target_weight")
     complete = {t.number for t in complete_trials(trials)}
     points = []  # (trial, λ, target only?, its best val F1); pruned trials count with what they reached
     for trial in trials:
-        weight = trial.params.get("source_weight", fixed)
+        weight = trial.params.get("target_weight", fixed)
         value = trial.value if trial.number in complete else \
             _best_reported(trial) if trial.state.name == "PRUNED" else None
         if weight is None or value is None:
@@ -70,7 +70,7 @@ def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
         figure.add_annotation(x=1.0, y=best_alone[0].value, text="target only", showarrow=True,
                               arrowhead=2, ay=-36, font={"color": COLORS["target_only"]})
     figure.add_vline(x=1.0, line={"color": COLORS["target_only"], "dash": "dot", "width": 1})
-    figure.update_layout(height=480, xaxis_title="λ = source_weight (weight of the target "
+    figure.update_layout(height=480, xaxis_title="λ = target_weight (weight of the target "
                          "loss; 1 − λ weighs the source)", yaxis_title=f"best {METRIC_LABEL} of the trial",
                          xaxis_range=[-0.02, 1.05])
     note = _transfer_note(best_transfer, best_alone) + " Open markers: pruned trials, at the best val F1 they reached."

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.results.transfer.choose import MIN_TARGET_ONLY_TRIALS, Picked, target_only_choice, transfer_choice
-from hpo.results.transfer.measure import Row, config_for, fit_and_test, normalise_label, zero_shot
+from hpo.results.transfer.measure import Row, fit_and_test, normalise_label, zero_shot
 from hpo.results.transfer.page import gain_line, text_table, write_outputs
 from hpo.results.transfer.stats import (
     CI_METHOD,
@@ -42,6 +42,7 @@ from hpo.results.transfer.stats import (
     verdict,
 )
 from hpo.spec import StudySpec, stored_spec
+from hpo.train.config import LAMBDA, current_names
 
 if TYPE_CHECKING:
     import optuna
@@ -95,12 +96,13 @@ def _trained_rows(bench: Workbench, transfer: Picked, target_only: Picked) -> Tr
     from hpo.train.model import encoder_layers
 
     depth = len(encoder_layers(bench.bundle.encoder))
+    target_only_params = {**current_names(target_only.trial.params), LAMBDA: 1.0}
     return {
-        "linear probe": (target_only, {**target_only.trial.params, "source_weight": 1.0, "freeze_depth": depth},
+        "linear probe": (target_only, {**target_only_params, "freeze_depth": depth},
                          f"encoder frozen (freeze_depth = {depth}, every layer), λ = 1; the other fields from the "
                          f"target-only config (trial {target_only.trial.number} of {target_only.study!r})"),
-        "target only": (target_only, {**target_only.trial.params, "source_weight": 1.0}, target_only.note),
-        "transfer": (transfer, dict(transfer.trial.params), transfer.note),
+        "target only": (target_only, target_only_params, target_only.note),
+        "transfer": (transfer, current_names(transfer.trial.params), transfer.note),
     }
 
 
@@ -111,7 +113,7 @@ def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, 
     rows = {name: Row(name) for name in ROWS}
     for name, (choice, params, note) in trained.items():
         rows[name].choice, rows[name].note = choice, note
-        rows[name].config = config_for(spec, params).model_dump(mode="json", exclude={"seed"})
+        rows[name].config = spec.trial_config(params).model_dump(mode="json", exclude={"seed"})
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         overall = progress.add_task("zero-shot", total=1 + len(trained) * len(seeds))
@@ -122,13 +124,13 @@ def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, 
             for index, seed in enumerate(seeds, start=1):
                 progress.update(overall, description=f"{name} · seed {seed} ({index}/{len(seeds)})")
                 progress.reset(steps, total=None, description="  steps")
-                _fit_row(rows[name], bench, config_for(spec, params, seed=seed), test, progress, steps)
+                _fit_row(rows[name], bench, spec.trial_config(params, seed=seed), test, progress, steps)
                 progress.advance(overall)
     return rows
 
 
 def _zero_shot_row(row: Row, bench: Workbench, spec: StudySpec, test: Corpus, seeds: int, progress: Progress) -> None:
-    config = config_for(spec, {})
+    config = spec.trial_config({})
     tick = time.monotonic()
     f1, accuracy, label_texts = zero_shot(bench, test, config)
     row.f1, row.accuracy = [f1] * seeds, [accuracy] * seeds
@@ -148,7 +150,7 @@ def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Pr
         raise HpoError(f"{row.name}: {exc}") from None
     row.f1.append(f1)
     row.accuracy.append(accuracy)
-    row.val_f1.append(val_f1)
+    row.value.append(val_f1)
     progress.console.print(f"{row.name:<14} seed {config.seed:<3} test F1 {f1:.4f}  accuracy {accuracy:.4f}  "
                            f"(val F1 {val_f1:.4f}, {time.monotonic() - tick:.0f} s)", highlight=False)
 

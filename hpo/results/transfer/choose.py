@@ -30,7 +30,7 @@ class Picked:
     note: str
 
     def record(self) -> dict[str, Any]:
-        return {"study": self.study, "trial": self.trial.number, "val_f1": self.trial.value,
+        return {"study": self.study, "trial": self.trial.number, "value": self.trial.value,
                 "params": dict(self.trial.params), "note": self.note}
 
 
@@ -41,11 +41,10 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def transfer_choice(study: optuna.Study, spec: StudySpec) -> Picked:
-    base_weight = spec.base_config().source_weight
     complete = _complete(study)
-    transfer = [t for t in complete if not is_target_only(t) and t.params.get("source_weight", base_weight) < 1.0]
+    transfer = [t for t in complete if not is_target_only(t) and spec.trial_config(t.params).target_weight < 1.0]
     if not transfer:
-        raise HpoError(f"study {study.study_name!r} has no completed trial with λ < 1 (source_weight below 1): "
+        raise HpoError(f"study {study.study_name!r} has no completed trial with λ < 1 (target_weight below 1): "
                        "there is no transfer to measure")
     note = "the study's best trial" if complete[0].number == transfer[0].number else \
         f"the best trial with λ < 1 (the study's best, trial {complete[0].number}, is target only)"
@@ -67,13 +66,13 @@ def target_only_choice(study: optuna.Study, spec: StudySpec, storage: str, conso
 def target_only_search(study: optuna.Study, spec: StudySpec, storage: str, console: Console) -> optuna.Study:
     """Run (or continue, up to its budget) the study `NAME-target-only` in the same storage: the study's own spec
     with λ fixed to 1 and the study's trial budget. Returns that study."""
-    from hpo.search.runner import run_and_report
+    from hpo.search.worker import run_and_report
     from hpo.spec import dump_spec
 
     name = f"{study.study_name}-target-only"
     budget = study.user_attrs.get("n_trials") or spec.n_trials
     searched = spec.model_copy(update={
-        "name": name, "search_space": {**spec.search_space, "source_weight": 1.0}, "n_trials": budget,
+        "name": name, "search_space": {**spec.search_space, "target_weight": 1.0}, "n_trials": budget,
         "storage": None, "exported_from": None,
     })
     console.print(f"[bold]target-only search[/]: study {name!r}, λ fixed to 1, {budget or 'no'} trial budget "

@@ -14,11 +14,10 @@ from hpo.results.transfer.stats import json_number, json_numbers, mean_ci
 from hpo.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from hpo.spec import StudySpec
     from hpo.train.data import Corpus
     from hpo.workbench import Workbench
 
-__all__ = ["Row", "config_for", "fit_and_test", "normalise_label", "zero_shot"]
+__all__ = ["Row", "fit_and_test", "normalise_label", "zero_shot"]
 
 
 @dataclass
@@ -26,7 +25,7 @@ class Row:
     name: str
     f1: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
-    val_f1: list[float] = field(default_factory=list)  # the best validation F1 of each fit (the weights kept)
+    value: list[float] = field(default_factory=list)  # the validation value (F1) of each fit's kept step
     choice: Picked | None = None
     config: dict[str, Any] | None = None
     note: str = ""
@@ -38,15 +37,10 @@ class Row:
             "f1": json_numbers(self.f1), "accuracy": json_numbers(self.accuracy),
             "f1_mean": json_number(mean), "f1_ci": [json_number(low), json_number(high)],
             "accuracy_mean": json_number(acc), "accuracy_ci": [json_number(acc_low), json_number(acc_high)],
-            "val_f1": json_numbers(self.val_f1) or None,
+            "value": json_numbers(self.value) or None,
             "trial": self.choice.record() if self.choice else None,
             "config": self.config, "note": self.note,
         }
-
-
-def config_for(spec: StudySpec, params: dict[str, Any], **update: Any) -> TrainConfig:
-    """The study's base training config with a trial's parameters (and `update`) filled in."""
-    return TrainConfig.model_validate({**spec.base_config().model_dump(), **params, **update})
 
 
 def normalise_label(name: str) -> str:

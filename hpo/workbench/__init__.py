@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from hpo.errors import DataError, HpoError, SpecError
+from hpo.errors import SpecError
 from hpo.spec import Range, StudySpec
 from hpo.train.config import TrainConfig
 from hpo.train.sources import ModelSpec
+from hpo.workbench.checks import StudyCheck, check_study_file, data_problems, model_problems, study_warnings
 
 if TYPE_CHECKING:
     from hpo.train.data import Corpus, TaskData
@@ -23,52 +24,30 @@ if TYPE_CHECKING:
     from hpo.train.model import EncoderBundle, TransferModel
     from hpo.train.tokens import Encoded
 
-__all__ = ["BestFit", "Workbench", "check_model", "load_data", "open_workbench"]
-
-
-def check_model(spec: StudySpec, source: str) -> None:
-    """Problems that need the model's config: a model family this project cannot fine-tune, a freeze depth beyond
-    its layers, a max length beyond its position embeddings. Raised before anything is stored or trained."""
-    from hpo.train.model import model_shape
-
-    try:
-        shape = model_shape(spec.model)
-    except HpoError as exc:
-        raise SpecError(source, [("model -> id", str(exc))]) from None
-    problems = []
-    highest, where = _highest(spec, "freeze_depth")
-    if highest > shape.depth:
-        problems.append((where, f"{highest} exceeds the {shape.depth} layers of {spec.model.id} (0 .. {shape.depth})"))
-    longest, where = _highest(spec, "max_length")
-    if shape.max_length is not None and longest > shape.max_length:
-        problems.append((where, f"{longest} exceeds the {shape.max_length} positions of {spec.model.id} "
-                                f"({shape.family}); at most {shape.max_length}"))
-    if problems:
-        raise SpecError(source, problems)
-
-
-def _highest(spec: StudySpec, name: str) -> tuple[int, str]:
-    """The highest value a training field can take in the study, and the field path that sets it."""
-    entry = spec.search_space.get(name, getattr(spec.training, name))
-    highest = entry.high if isinstance(entry, Range) else max(getattr(entry, "choices", [entry]))
-    return int(highest), (f"search_space -> {name}" if name in spec.search_space else f"training -> {name}")
-
-
-def load_data(spec: StudySpec, source: str) -> TaskData:
-    """The study's source, target-train and validation data; a DataError names the study file (`source`)."""
-    from hpo.train.data import load_task_data
-
-    try:
-        return load_task_data(spec.source, spec.target, validation_size=spec.validation_size, seed=spec.training.seed)
-    except DataError as exc:
-        raise DataError(f"{source}: {exc}") from None
+__all__ = ["BestFit", "StudyCheck", "Workbench", "check_study_file", "open_workbench", "study_warnings"]
 
 
 def open_workbench(spec: StudySpec, source: str) -> Workbench:
-    """Check the model against the study, load its data; the encoder loads on first use. `source` names the study
-    (its file) in errors."""
-    check_model(spec, source)
-    return Workbench(spec.model, load_data(spec, source))
+    """Check the model against the study and load its data, every problem of both reported at once (SpecError
+    naming `source`, the study file); the encoder loads on first use."""
+    task, problems = data_problems(spec.source, spec.target, validation_size=spec.validation_size,
+                                   seed=spec.training.seed)
+    problems = model_problems(spec.model, _Highest(spec)) + problems
+    if problems or task is None:
+        raise SpecError(source, problems)
+    return Workbench(spec.model, task)
+
+
+class _Highest:
+    """The highest value a training field can take in a valid spec, and the field path that sets it."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+
+    def __call__(self, name: str) -> tuple[int, str]:
+        entry = self.spec.search_space.get(name, getattr(self.spec.training, name))
+        highest = entry.high if isinstance(entry, Range) else max(getattr(entry, "choices", [entry]))
+        return int(highest), (f"search_space -> {name}" if name in self.spec.search_space else f"training -> {name}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +109,7 @@ class Workbench:
         from hpo.train.loop import train
 
         model = model if model is not None else self.new_model(config)
-        source = self.encoded("source", config.max_length) if config.source_weight < 1 else None
+        source = self.encoded("source", config.max_length) if config.target_weight < 1 else None
         target = self.encoded(train_corpus if train_corpus is not None else "train", config.max_length)
         result = train(config, model, target, self.encoded("val", config.max_length), source, pad_id=self.pad_id,
                        on_eval=on_eval, on_step=on_step, where=where, result=result)
