@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "HpoError", "OutputError", "SpecError", "StorageError", "StudyMismatchError"]
+__all__ = ["DataError", "HpoError", "OutputError", "SpecError", "StorageError", "StorageUnavailable",
+           "StudyMismatchError", "TrialTakenOver"]
 
 
 class HpoError(Exception):
@@ -34,3 +35,18 @@ class StudyMismatchError(HpoError):
 
 class OutputError(HpoError):
     """An output path that cannot be written. Messages name the path and the reason."""
+
+
+class StorageUnavailable(BaseException):
+    """The storage stayed unreachable for longer than HPO_STORAGE_RETRY_S: the worker stops, exit 75 (try again).
+
+    A BaseException, as KeyboardInterrupt is: Optuna's trial runner catches every Exception from a trial and records
+    the failure in the storage, which is the thing that is down (it would wait out the retry window again, then
+    fail inside its own clean-up). So this passes Optuna by, the worker ends with one line, and its trial stays
+    RUNNING without heartbeats: a live worker fails it and runs its retry once the database is back."""
+
+
+class TrialTakenOver(BaseException):
+    """This worker's trial was failed (and its retry queued) by another worker while this one was paused (SIGSTOP,
+    a frozen VM): its heartbeat had stopped. A BaseException for the reason above: Optuna must not record the
+    outcome of a trial that is no longer this worker's. The worker drops it with a warning and goes on."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, StorageUnavailable
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PREEMPTED", "Preempted", "exit_code", "preempt",
            "preemption_deferred", "preemption_signals"]
@@ -79,7 +79,7 @@ def preemption_signals(signals: tuple[signal.Signals, ...] = (signal.SIGTERM, si
 def exit_code(exc: BaseException) -> int | None:
     """The exit code a worker ends with after `exc`, for every entry point (the CLI, a Slurm task): None for an
     exception that is a bug (shown with its traceback)."""
-    if isinstance(exc, Preempted):
+    if isinstance(exc, Preempted | StorageUnavailable):
         return EXIT_PREEMPTED
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED

@@ -100,7 +100,16 @@ class Cluster:
         assert done.returncode == 0, done.stderr
 
     def restart(self) -> None:
-        done = _run("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, "restart")
+        self._ctl("restart")
+
+    def stop(self) -> None:
+        self._ctl("stop")
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def _ctl(self, action: str) -> None:
+        done = _run("pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, action)
         assert done.returncode == 0, done.stderr
 
 

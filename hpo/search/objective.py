@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, StorageUnavailable, TrialTakenOver
 from hpo.preemption import Preempted
 from hpo.search.space import suggest
 from hpo.spec import StudySpec
-from hpo.storage import retry_trial
+from hpo.storage import retry_trial, still_running
 from hpo.train.config import LAMBDA, TrainConfig
 from hpo.train.loop import Evaluation, NonFiniteLoss, TrainResult, placement
 
@@ -71,6 +71,7 @@ class Objective:
         curve: list[Evaluation] = []
         where = None
         run = TrainResult()  # filled as the run goes: a pruned or failed trial still records its reuse
+        writable = True  # false once the storage is down or the trial is no longer this worker's
         try:  # from the first storage call on: a preemption can land in any of them
             config = suggest(trial, self.spec, self.lambda_param)
             where = placement(config)
@@ -80,6 +81,12 @@ class Objective:
             result = self._fit(trial, config, curve, where, run)
         except optuna.TrialPruned:
             raise
+        except (StorageUnavailable, TrialTakenOver):
+            writable = False
+            raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            writable = False
+            raise _taken_over(trial) from None
         except KeyboardInterrupt:
             trial.set_user_attr("failure_reason", "interrupted")
             raise
@@ -95,10 +102,14 @@ class Objective:
                 trial.set_user_attr("failure_traceback", traceback.format_exc(limit=8)[-4000:])
             raise TrialFailed(reason) from exc
         finally:
-            _record(trial, curve, run)
             if where is not None:
                 _release_memory(where.device)
-        trial.set_user_attr("trainable_params", result.trainable_params)
+            if writable:
+                _record(trial, curve, run)
+        # A trial failed by a peer while this worker was paused must not be told: Optuna would raise inside its
+        # clean-up ("Cannot tell a FAIL trial"). Looked up last, just before Optuna tells the value.
+        if not still_running(trial):
+            raise _taken_over(trial)
         return result.best.f1
 
     def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any,
@@ -124,8 +135,22 @@ class Objective:
         return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run)[1]
 
 
+def _taken_over(trial: optuna.Trial) -> TrialTakenOver:
+    return TrialTakenOver(f"trial {trial.number} was failed and queued for a retry by another worker while this one "
+                          "was paused (no heartbeat); dropping it and going on")
+
+
 def _record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult) -> None:
     """What every trial records, pruned and failed ones included (documented in the README)."""
+    try:
+        _write_record(trial, curve, run)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        raise _taken_over(trial) from None
+
+
+def _write_record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult) -> None:
+    if run.trainable_params:  # as the loop counted them (the objective counted the model's before it started)
+        trial.set_user_attr("trainable_params", run.trainable_params)
     if run.reuse_record() is not None:
         trial.set_user_attr("reuse", run.reuse_record())
     if not curve:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, TrialTakenOver
 from hpo.preemption import Preempted
 from hpo.storage import BudgetSpent, count_states, fail_own_running_trial, limit_trials
 
@@ -86,6 +86,10 @@ def run_trials(
         except Preempted:
             fail_own_running_trial(study, "preempted", max_retries)
             raise
+        except TrialTakenOver as taken:  # its retry runs elsewhere (or here, next): nothing of it is ours to record
+            display.note(f"[yellow]warning:[/] {taken}")
+            counted_until = 0.0
+            continue
         last = finished[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:

@@ -92,6 +92,8 @@ def _check_range(name: str, entry: Range, field_check: TypeAdapter) -> tuple[Ran
         problems.append(("step", "must be > 0"))
     elif is_int and entry.step is not None and not float(entry.step).is_integer():
         problems.append(("step", f"{name} is an int field; step must be a whole number (got {entry.step})"))
+    if entry.step is not None and entry.step > 0 and len(bounds) == 2 and bounds["low"] < bounds["high"]:
+        problems += _step_problems(bounds["low"], bounds["high"], entry.step)
     if entry.target_only_share and name != "target_weight":
         problems.append(("target_only_share", "only target_weight has target-only trials"))
     if entry.target_only_share and bounds.get("high") != 1:
@@ -101,6 +103,28 @@ def _check_range(name: str, entry: Range, field_check: TypeAdapter) -> tuple[Ran
         step = int(step) if step is not None else (None if entry.log else 1)
     typed = entry.model_copy(update={**bounds, "step": step}) if not problems else entry
     return typed, problems
+
+
+MAX_STEPS = 1_000_000  # values a stepped range may hold: more is a continuous range written as a grid
+
+
+def _step_problems(low: float, high: float, step: float) -> list[tuple[str, str]]:
+    """A step must divide the range, as Optuna's distributions require (Optuna would silently cut `high`, or fail
+    in every trial on a step so small that the division is impossible), into at most MAX_STEPS values."""
+    import decimal
+
+    try:
+        span, unit = decimal.Decimal(str(high)) - decimal.Decimal(str(low)), decimal.Decimal(str(step))
+        count, rest = divmod(span, unit)
+    except (decimal.InvalidOperation, ArithmeticError):
+        return [("step", f"{step} cannot step through {low} .. {high}")]
+    if count > MAX_STEPS:
+        return [("step", f"{step} makes {count:.3g} values out of {low} .. {high}, more than {MAX_STEPS:,}; "
+                         "leave step out for a continuous range")]
+    if rest != 0:
+        return [("step", f"{step} does not divide the range {low} .. {high} ({span}); make high - low a multiple "
+                         "of step")]
+    return []
 
 
 def _field_adapter(name: str) -> TypeAdapter:

@@ -18,6 +18,7 @@ from hpo.train.sources import DatasetSpec, ModelSpec
 __all__ = ["SEARCHABLE", "Choice", "ExportedFrom", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry", "StudySpec",
            "older_export_names", "study_level_problems"]
 
+MAX_TIMEOUT_S = 365 * 24 * 3600  # a deadline past a year is a typo (1.0e308 overflowed the date after storing)
 SEARCHABLE = tuple(name for name in TrainConfig.model_fields if name not in NOT_SEARCHABLE)
 
 
@@ -145,8 +146,8 @@ class StudySpec(Strict):
     n_trials: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         None, description="The study's total budget: COMPLETE + PRUNED trials over every run and process."
     )
-    timeout: Annotated[float, Field(gt=0)] | None = Field(
-        None, description="Seconds from the study's creation after which no trial starts."
+    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] | None = Field(
+        None, description="Seconds from the study's creation after which no trial starts (at most a year)."
     )
     max_retries: Annotated[int, Field(ge=0, le=100)] = Field(
         3, description="Retries of a trial whose worker died or was preempted; then its params are poisonous."

@@ -74,10 +74,14 @@ class _StrictLoader(yaml.SafeLoader):
             loader.dispose()
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # A mapping's own keys, given twice, are a mistake; keys that a merge (`<<: *defaults`) brings in are meant
+        # to be overridden by its own, as yaml.safe_load reads them.
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str | int | float | bool) and key in seen and key != "<<":
+            if isinstance(key, str | int | float | bool) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is given twice (first on line {seen[key]})", key_node.start_mark)
             seen.setdefault(key, key_node.start_mark.line + 1)

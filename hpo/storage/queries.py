@@ -14,7 +14,7 @@ from sqlalchemy import text
 from hpo.storage.outage import retrying
 
 __all__ = ["backend_of", "count_states", "engine_of", "fail_own_running_trial", "fetch", "last_heartbeats",
-           "limit_trials", "target_only_tally"]
+           "limit_trials", "still_running", "target_only_tally"]
 
 
 def backend_of(study: optuna.Study) -> Any:
@@ -93,6 +93,14 @@ def _naive(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def still_running(trial: optuna.Trial) -> bool:
+    """The trial is RUNNING in the database itself: the worker's trial cache holds its own trials as it left them,
+    and cannot see that another worker failed this one while the process was paused."""
+    from optuna.trial import TrialState
+
+    return backend_of(trial.study).get_trial(trial._trial_id).state == TrialState.RUNNING
 
 
 def limit_trials(study: optuna.Study, budget: int | None) -> None:

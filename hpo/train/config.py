@@ -90,7 +90,10 @@ class TrainConfig(Strict):
     evaluations_per_epoch: Annotated[int, Field(ge=1, le=100)] = Field(
         2, description="Validation F1 is computed (and reported to the pruner) this many times an epoch."
     )
-    seed: int = Field(0, description="Seeds data splits, sampling, head initialisation and batch order.")
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="Seeds data splits, sampling, head initialisation and batch order (0 .. 2**32 - 1, numpy's "
+                       "range)."
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the GPU or CPU computes bf16 natively, fp16 with gradient "

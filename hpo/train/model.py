@@ -59,6 +59,10 @@ def resolve_model_path(model_id: str, *, download: bool = False) -> str:
         return model_id  # not prepared: let transformers fetch it as usual
 
 
+# What a model directory must hold besides its config for `from_pretrained` to load weights rather than nothing.
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
 @dataclass(frozen=True)
 class ModelShape:
     """What a study file is checked against, read from the model's config and an empty (meta-device) copy of
@@ -75,8 +79,9 @@ def model_shape(spec: ModelSpec) -> ModelShape:
     to freeze."""
     from transformers import AutoConfig, AutoModel
 
+    path = resolve_model_path(spec.id)
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(spec.id), trust_remote_code=spec.trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
     except Exception as exc:  # OSError for a missing dir or an unreachable hub, ValueError for a bad config
         raise HpoError(f"model {spec.id}: cannot load its config: {exc}") from None
     family = getattr(config, "model_type", type(config).__name__)
@@ -91,6 +96,9 @@ def model_shape(spec: ModelSpec) -> ModelShape:
         raise HpoError(f"model {spec.id} ({family}) has no separate layer per depth (ALBERT-style models share "
                        "one set of layer weights), so freeze_depth cannot freeze a bottom part of it; use a model "
                        "with separate layers (BERT, RoBERTa, DistilBERT, MiniLM, XLM-R, ELECTRA, MPNet…)") from None
+    if Path(path).is_dir() and not any(next(Path(path).glob(pattern), None) for pattern in WEIGHT_FILES):
+        raise HpoError(f"model {spec.id}: the directory {path} holds no weights ({', '.join(WEIGHT_FILES)}); "
+                       "point model at a directory written by save_pretrained")
     return ModelShape(family, depth, _longest_input(skeleton))
 
 

@@ -115,6 +115,20 @@ class Workbench:
                        on_eval=on_eval, on_step=on_step, where=where, result=result)
         return model, result
 
+    def predicted(self, model: TransferModel, config: TrainConfig, corpus: Corpus) -> Any:
+        """The class a fitted `model` predicts for each text of `corpus`, in order. Where the fit reused its frozen
+        layers' outputs, so does this: the held-out split's are computed once per freeze depth and serve every seed
+        and row of `hpo transfer-effect`, as the training splits' serve every trial."""
+        from hpo.train.activations import Reuse, reuse_off_reason
+        from hpo.train.loop import evaluate, placement
+
+        where = placement(config)
+        off = reuse_off_reason(model, config.freeze_depth, config.reuse_activations)
+        reuse = None if off else Reuse(model, config.freeze_depth, pad_id=self.pad_id, device=where.device,
+                                       autocast=where.autocast)
+        return evaluate(model, self.encoded(corpus, config.max_length), self.pad_id, where.device, where.autocast,
+                        config.batch_size * 4, reuse=reuse)
+
     def fit_keeping_best(
         self, config: TrainConfig, *, train_corpus: Corpus | None = None, keep_best: bool = True,
         on_eval: Callable[[Evaluation], Any] | None = None, on_step: Callable[[int, int], None] | None = None,

@@ -46,12 +46,47 @@ def _study_file(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
      "[search_space -> epochs -> high] input should be less than or equal to 1000 (got 1000000000000)"),
     (BASE + f"name: {'a' * 600}\nn_trials: 3\n", "[name] string should have at most 128 characters"),
     (BASE + "name: ../x\nn_trials: 3\n", "[name] string should match pattern"),
+    # accepted before, then every trial failed (or the deadline overflowed) after the study was stored:
+    (BASE + "n_trials: 3\ntraining: {seed: -1}\n", "[training -> seed] input should be greater than or equal to 0"),
+    (BASE + "n_trials: 3\ntraining: {seed: 1180591620717411303424}\n",
+     "[training -> seed] input should be less than or equal to 4294967295"),
+    (BASE + "timeout: 1.0e308\n", "[timeout] input should be less than or equal to 31536000"),
+    (BASE + "n_trials: 3\nsearch_space:\n  target_weight: {low: 0.1, high: 1.0, step: 1.0e-300}\n",
+     "[search_space -> target_weight -> step] 1e-300 cannot step through 0.1 .. 1.0"),
+    (BASE + "n_trials: 3\nsearch_space:\n  target_weight: {low: 0.1, high: 1.0, step: 0.25}\n",
+     "[search_space -> target_weight -> step] 0.25 does not divide the range 0.1 .. 1.0 (0.9)"),
+    (BASE + "n_trials: 3\nsearch_space:\n  learning_rate: {low: 1.0e-5, high: 1.0e-3, step: 1.0e-12}\n",
+     "more than 1,000,000; leave step out for a continuous range"),
 ])
 def test_a_bad_study_file_is_refused_before_anything_is_stored(tmp_path, text, message):
     spec = _study_file(tmp_path, text)
     _refused(cli("validate", str(spec), "--no-data", cwd=tmp_path), message)
     _refused(cli("run", str(spec), cwd=tmp_path), message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"], "no storage file, no lock file"
+
+
+def test_yaml_merge_keys_are_read_as_yaml_safe_load_reads_them(tmp_path):
+    import yaml
+
+    text = (BASE + "n_trials: 3\ntraining: &shared {epochs: 2, batch_size: 8}\n"
+            "search_space:\n  <<: *shared\n  epochs: 3\n")
+    spec = _study_file(tmp_path, text)
+    assert yaml.safe_load(text)["search_space"] == {"epochs": 3, "batch_size": 8}
+    shown = cli("validate", str(spec), "--no-data", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    resolved = yaml.safe_load(shown.stdout.split(f"{spec} is valid")[0])
+    assert resolved["search_space"] == {"epochs": 3, "batch_size": 8} and resolved["training"]["epochs"] == 2
+
+
+def test_a_model_directory_without_weights_is_refused_before_a_study_is_stored(tmp_path, tiny_model_dir):
+    import shutil
+
+    empty = tmp_path / "no-weights"
+    shutil.copytree(tiny_model_dir, empty, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    spec = _study_file(tmp_path, f"model: {{id: {empty}}}\n" + BASE + "n_trials: 1\n")
+    _refused(cli("run", str(spec), cwd=tmp_path), f"[model -> id] model {empty}: the directory {empty} holds no "
+                                                   "weights")
+    assert not (tmp_path / "hpo.db").exists()
 
 
 def test_an_alias_bomb_is_refused_quickly(tmp_path):

@@ -15,7 +15,6 @@ from rich.console import Console
 
 from hpo.errors import HpoError
 from hpo.results.transfer import (
-    MIN_TARGET_ONLY_TRIALS,
     ROWS,
     is_negative_transfer,
     mean_ci,
@@ -171,10 +170,10 @@ def _measure(study, url, output, seeds):
 
 
 def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
-    # a target-only share of 0.5 makes trials 1, 3 and 5 of 6 target only: just enough of its own
-    study, url = _run_study(tmp_path, tiny_model_dir, name="tiny", n_trials=6, share=0.5)
+    # a target-only share of 0.5 makes trials 1 and 3 of 4 target only: they pay half the target-only search
+    study, url = _run_study(tmp_path, tiny_model_dir, name="tiny", n_trials=4, share=0.5)
     own = [t for t in study.get_trials(states=(TrialState.COMPLETE,)) if is_target_only(t)]
-    assert len(own) >= MIN_TARGET_ONLY_TRIALS, "the study should hold enough target-only trials of its own"
+    assert [t.number for t in own] == [1, 3]
 
     result, shown = _measure(study, url, tmp_path / "out" / "transfer.html", seeds=2)
 
@@ -189,11 +188,17 @@ def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
     assert zero["f1"][0] == zero["f1"][1] and zero["f1_ci"] == [zero["f1_mean"]] * 2  # deterministic: width 0
     assert "money fx" in zero["config"]["label_texts"]
 
-    # which configs: the study's own best target-only trial, its best λ < 1 trial, a frozen probe of the former
+    # which configs: the best of a λ = 1 search with the study's budget (its own 2 target-only trials copied in as
+    # the first two, 2 more searched), the study's best λ < 1 trial, a frozen probe of the former
     trials = {t.number: t for t in study.get_trials()}
     target_only, transfer = result["rows"]["target only"], result["rows"]["transfer"]
-    assert result["target_only"] == {"study": "tiny", "min_own_trials": 3, "searched": False}
-    assert target_only["trial"]["trial"] == max(own, key=lambda t: (t.value, -t.number)).number
+    assert {k: v for k, v in result["target_only"].items() if k != "rule"} == {
+        "study": "tiny-target-only", "budget": 4, "copied_from_study": 2, "searched": 2}
+    searched = optuna.load_study(study_name="tiny-target-only", storage=url)
+    done = [t for t in searched.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 4 and sorted(t.user_attrs.get("copied_from") for t in done[:2]) == ["tiny:1", "tiny:3"]
+    best = max((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+    assert target_only["trial"] == {**target_only["trial"], "study": "tiny-target-only", "trial": best.number}
     assert target_only["config"]["target_weight"] == 1.0
     assert trials[transfer["trial"]["trial"]].params["target_weight"] < 1.0
     assert transfer["config"]["target_weight"] < 1.0
@@ -203,7 +208,7 @@ def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
 
     # the first seed is the study's own seed: that fit repeats the search trial step for step
     assert transfer["value"][0] == pytest.approx(trials[transfer["trial"]["trial"]].value, abs=1e-6)
-    assert target_only["value"][0] == pytest.approx(trials[target_only["trial"]["trial"]].value, abs=1e-6)
+    assert target_only["value"][0] == pytest.approx(best.value, abs=1e-6)
     assert zero["value"] is None
 
     gain = result["gain"]
@@ -222,7 +227,7 @@ def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
     assert stored["negative_transfer"] == result["negative_transfer"]
 
 
-def test_too_few_target_only_trials_run_a_target_only_search(tmp_path, tiny_model_dir):
+def test_a_study_without_target_only_trials_searches_the_whole_budget_at_lambda_1(tmp_path, tiny_model_dir):
     study, url = _run_study(tmp_path, tiny_model_dir, name="few", n_trials=3, share=0.0)
     assert not [t for t in study.get_trials() if is_target_only(t)]
 
@@ -237,7 +242,8 @@ def test_too_few_target_only_trials_run_a_target_only_search(tmp_path, tiny_mode
     assert searched.user_attrs["target_only_of"] == "few"
     assert "target-only search" in shown
 
-    assert result["target_only"]["study"] == "few-target-only" and result["target_only"]["searched"] is True
+    assert result["target_only"]["study"] == "few-target-only" and result["target_only"]["searched"] == 3
+    assert result["target_only"]["copied_from_study"] == 0
     assert result["rows"]["target only"]["trial"]["study"] == "few-target-only"
     assert result["rows"]["target only"]["config"]["target_weight"] == 1.0
     assert result["rows"]["transfer"]["trial"]["study"] == "few"

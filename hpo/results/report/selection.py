@@ -5,11 +5,13 @@ every trial: they come from the storage in a few queries (hpo/storage/rows.py), 
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo.results.report.common import state_of
+from hpo.train.config import LEGACY_LAMBDA, current_names
 
 if TYPE_CHECKING:
     import optuna
@@ -50,9 +52,19 @@ def draw(study: optuna.Study, *, limit: int = LIMIT, best: int = BEST, seed: int
     every = trial_rows(study, attrs=_EVERY_TRIAL_ATTRS, params=False)
     top = best_numbers(study, best) if len(every) > limit else []
     numbers = _chosen([r.number for r in every], top, limit, seed)
-    trials = frozen_trials(study, sorted(numbers))
+    trials = [_current_names(t) for t in frozen_trials(study, sorted(numbers))]
     return Drawn(snapshot_study(study, trials), trials, every, _note(len(trials), len(every), len(top)),
                  numbers - set(top) if top else None)
+
+
+def _current_names(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    """A trial of a study made before λ was renamed, its `source_weight` shown as `target_weight`: a report reads
+    one name for λ, whichever the study stores."""
+    if LEGACY_LAMBDA not in trial.params:
+        return trial
+    renamed = copy.copy(trial)
+    renamed.params, renamed.distributions = current_names(trial.params), current_names(trial.distributions)
+    return renamed
 
 
 def _best_of(trials: list[optuna.trial.FrozenTrial], study: optuna.Study, k: int) -> list[int]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
-from hpo.results.transfer.choose import MIN_TARGET_ONLY_TRIALS, Picked, target_only_choice, transfer_choice
+from hpo.results.transfer.choose import Picked, TargetOnlySearch, target_only_choice, transfer_choice
 from hpo.results.transfer.measure import Row, fit_and_test, normalise_label, zero_shot
 from hpo.results.transfer.page import gain_line, text_table, write_outputs
 from hpo.results.transfer.stats import (
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from hpo.train.data import Corpus
     from hpo.workbench import Workbench
 
-__all__ = ["CONFIDENCE", "MIN_TARGET_ONLY_TRIALS", "ROWS", "is_negative_transfer", "mean_ci", "normalise_label",
+__all__ = ["CONFIDENCE", "ROWS", "is_negative_transfer", "mean_ci", "normalise_label",
            "paired_gain", "transfer_effect", "verdict", "write_outputs"]
 
 ROWS = ("zero-shot", "linear probe", "target only", "transfer")
@@ -78,12 +78,12 @@ def transfer_effect(
     with console.status("checking the model and loading data…"):
         bench = open_workbench(spec, f"study {study.study_name!r}")
         test = load_test(spec.target, bench.data.target_train.label_names)
-    target_only = target_only_choice(study, spec, storage, console)
+    target_only, how = target_only_choice(study, spec, storage, console)
     with console.status("loading the model…"):
         trained = _trained_rows(bench, transfer, target_only)
     seed_list = [spec.base_config().seed + i for i in range(seeds)]
     rows = _measure(bench, spec, test, trained, seed_list, console)
-    result = _result(study, spec, test, rows, seed_list, target_only, time.monotonic() - started)
+    result = _result(study, spec, test, rows, seed_list, how, time.monotonic() - started)
     console.print(text_table(result))
     console.print(gain_line(result), highlight=False)
     console.print(f"[dim]{CI_METHOD}[/]", highlight=False)
@@ -156,7 +156,7 @@ def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Pr
 
 
 def _result(study: optuna.Study, spec: StudySpec, test: Corpus, rows: dict[str, Row], seeds: list[int],
-            target_only: Picked, wall_seconds: float) -> dict[str, Any]:
+            target_only: TargetOnlySearch, wall_seconds: float) -> dict[str, Any]:
     """What the JSON holds (and the page and the terminal show)."""
     average = spec.base_config().f1_average
     gain = paired_gain(rows["transfer"].f1, rows["target only"].f1)
@@ -176,7 +176,6 @@ def _result(study: optuna.Study, spec: StudySpec, test: Corpus, rows: dict[str, 
         "verdict_rule": "positive when the gain's 95% CI lies above 0, NEGATIVE TRANSFER when it lies below 0, "
                         "inconclusive when it holds 0 (or is undefined)",
         "negative_transfer": is_negative_transfer(gain[2]),
-        "target_only": {"study": target_only.study, "min_own_trials": MIN_TARGET_ONLY_TRIALS,
-                        "searched": target_only.study != study.study_name},
+        "target_only": target_only.record(),
         "wall_seconds": round(wall_seconds, 1),
     }

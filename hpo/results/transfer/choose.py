@@ -1,7 +1,13 @@
 """Which trained configs the transfer effect compares: the study's best transfer config (λ < 1), and the best
-target-only config (λ = 1) found with the study's own budget: the study's own target-only trials when it has at
-least MIN_TARGET_ONLY_TRIALS complete ones, else a search of its own. A config tuned together with λ < 1 would
-favour transfer."""
+target-only config (λ = 1) found with the same budget.
+
+The fairness rule: the target-only row must be tuned with the study's own trial budget, as the transfer row was (a
+config tuned together with λ < 1 would favour transfer; the best of a few target-only trials against the best of
+many transfer ones would too). So the target-only config is the best of `NAME-target-only`, a search of the study's
+own space with λ fixed to 1 and the study's budget of trials. The study's own target-only trials (those its
+`target_only_share` reserved) are λ = 1 trials of that same space, so they are copied in as its first trials and
+count towards its budget: the reserved share is spent once, and only the rest of the budget is searched anew.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.search.space import is_target_only
-from hpo.spec import StudySpec
+from hpo.spec import StudySpec, dump_spec
+from hpo.train.config import LAMBDA, LAMBDA_NAMES
 
 if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
-__all__ = ["MIN_TARGET_ONLY_TRIALS", "Picked", "target_only_choice", "target_only_search", "transfer_choice"]
+__all__ = ["Picked", "TargetOnlySearch", "target_only_choice", "target_only_search", "transfer_choice"]
 
-MIN_TARGET_ONLY_TRIALS = 3
+COPIED = "copied_from"  # the user attribute of a trial copied into the target-only search: "STUDY:NUMBER"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,22 @@ class Picked:
     def record(self) -> dict[str, Any]:
         return {"study": self.study, "trial": self.trial.number, "value": self.trial.value,
                 "params": dict(self.trial.params), "note": self.note}
+
+
+@dataclass(frozen=True)
+class TargetOnlySearch:
+    """How the target-only row's config was found: the search, its budget, and how much of it the study's own
+    target-only trials paid."""
+
+    study: str
+    budget: int | None
+    copied: int  # the study's own target-only trials (complete or pruned) copied in as its first trials
+    ran: int  # trials the search ran itself
+
+    def record(self) -> dict[str, Any]:
+        return {"study": self.study, "budget": self.budget, "copied_from_study": self.copied,
+                "searched": self.ran, "rule": "the best of a λ = 1 search of the study's own space with the study's "
+                                              "trial budget; the study's own target-only trials count towards it"}
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -51,33 +74,67 @@ def transfer_choice(study: optuna.Study, spec: StudySpec) -> Picked:
     return Picked(transfer[0], study.study_name, note)
 
 
-def target_only_choice(study: optuna.Study, spec: StudySpec, storage: str, console: Console) -> Picked:
-    own = [t for t in _complete(study) if is_target_only(t)]
-    if len(own) >= MIN_TARGET_ONLY_TRIALS:
-        return Picked(own[0], study.study_name, f"the best of the study's {len(own)} complete target-only trials")
-    searched = target_only_search(study, spec, storage, console)
+def target_only_choice(study: optuna.Study, spec: StudySpec, storage: str,
+                       console: Console) -> tuple[Picked, TargetOnlySearch]:
+    """The best config of the target-only search (run, or continued up to its budget, here)."""
+    searched, how = target_only_search(study, spec, storage, console)
     complete = _complete(searched)
     if not complete:
         raise HpoError(f"the target-only search {searched.study_name!r} has no completed trial")
-    why = f"the study has {len(own)} complete target-only trial(s), fewer than {MIN_TARGET_ONLY_TRIALS}"
-    return Picked(complete[0], searched.study_name, f"the best of a target-only search with the study's budget ({why})")
+    best = complete[0]
+    origin = f" (trial {best.user_attrs[COPIED]}, copied)" if COPIED in best.user_attrs else ""
+    note = (f"the best of {how.copied + how.ran} λ = 1 trials with the study's budget: {how.copied} of the study's "
+            f"own, {how.ran} searched{origin}")
+    return Picked(best, searched.study_name, note), how
 
 
-def target_only_search(study: optuna.Study, spec: StudySpec, storage: str, console: Console) -> optuna.Study:
+def target_only_search(study: optuna.Study, spec: StudySpec, storage: str,
+                       console: Console) -> tuple[optuna.Study, TargetOnlySearch]:
     """Run (or continue, up to its budget) the study `NAME-target-only` in the same storage: the study's own spec
-    with λ fixed to 1 and the study's trial budget. Returns that study."""
+    with λ fixed to 1 and the study's trial budget, its first trials the study's own target-only ones."""
+    import optuna
+
     from hpo.search.worker import run_and_report
-    from hpo.spec import dump_spec
+    from hpo.storage import count_states
 
     name = f"{study.study_name}-target-only"
     budget = study.user_attrs.get("n_trials") or spec.n_trials
-    searched = spec.model_copy(update={
-        "name": name, "search_space": {**spec.search_space, "target_weight": 1.0}, "n_trials": budget,
+    searched_spec = spec.model_copy(update={
+        "name": name, "search_space": {**spec.search_space, LAMBDA: 1.0}, "n_trials": budget,
         "storage": None, "exported_from": None,
     })
+    target = optuna.create_study(study_name=name, storage=storage, direction=spec.direction, load_if_exists=True)
+    copied = _copy_own_target_only_trials(study, target)
     console.print(f"[bold]target-only search[/]: study {name!r}, λ fixed to 1, {budget or 'no'} trial budget "
-                  f"(as {study.study_name!r})", highlight=False)
-    text = dump_spec(searched, comment=f"{name}: study {study.study_name!r} with λ fixed to 1, by hpo transfer-effect")
-    result = run_and_report(searched, text, source=f"study {name!r}", console=console, storage=storage)
+                  f"(as {study.study_name!r}), {copied} of them the study's own target-only trials", highlight=False)
+    text = dump_spec(searched_spec, comment=f"{name}: study {study.study_name!r} with λ fixed to 1, "
+                                            "by hpo transfer-effect")
+    result = run_and_report(searched_spec, text, source=f"study {name!r}", console=console, storage=storage)
     result.study.set_user_attr("target_only_of", study.study_name)
-    return result.study
+    counts = count_states(result.study)
+    ran = counts["COMPLETE"] + counts["PRUNED"] - copied
+    return result.study, TargetOnlySearch(name, budget, copied, ran)
+
+
+def _copy_own_target_only_trials(study: optuna.Study, target: optuna.Study) -> int:
+    """Copy the study's complete and pruned target-only trials into `target` once (λ left out: it is fixed there);
+    returns how many `target` holds."""
+    import optuna
+    from optuna.trial import TrialState
+
+    held = {t.user_attrs[COPIED] for t in target.get_trials(deepcopy=False) if COPIED in t.user_attrs}
+    own = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+           if is_target_only(t)]
+    for trial in own:
+        key = f"{study.study_name}:{trial.number}"
+        if key in held:
+            continue
+        target.add_trial(optuna.trial.create_trial(
+            state=trial.state, value=trial.value if trial.state == TrialState.COMPLETE else None,
+            params={k: v for k, v in trial.params.items() if k not in LAMBDA_NAMES},
+            distributions={k: v for k, v in trial.distributions.items() if k not in LAMBDA_NAMES},
+            intermediate_values=dict(trial.intermediate_values),
+            user_attrs={**trial.user_attrs, COPIED: key},
+        ))
+        held.add(key)
+    return len(held)

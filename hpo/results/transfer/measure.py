@@ -95,7 +95,7 @@ def fit_and_test(
 ) -> tuple[float, float, float]:
     """Fit `config` as a search trial would, keep the best validation step's weights, and return its test F1
     (the config's f1_average), test accuracy and the validation F1 of the step kept."""
-    from hpo.train.loop import NonFiniteLoss, evaluate, placement
+    from hpo.train.loop import NonFiniteLoss, placement
     from hpo.train.metrics import accuracy, f1
 
     where = placement(config)
@@ -103,8 +103,7 @@ def fit_and_test(
         fit = bench.fit_keeping_best(config, on_step=on_step)
     except NonFiniteLoss as exc:
         raise HpoError(f"seed {config.seed}: {exc}") from None
-    predictions = evaluate(fit.model, bench.encoded(test, config.max_length), bench.pad_id, where.device,
-                           where.autocast, config.batch_size * 4)
+    predictions = bench.predicted(fit.model, config, test)
     val_f1 = fit.best.f1
     del fit  # free the model before releasing memory
     _release(where.device)
