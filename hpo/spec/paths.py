@@ -7,6 +7,7 @@ no directory is an error naming the path, not transformers' "Repo id must be in 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hpo.spec.models import StudySpec
@@ -19,8 +20,9 @@ _PATH_LIKE = ("./", "../", "/", "~", ".\\", "..\\")
 
 
 def _absolute(value: Path, base_dir: Path) -> Path:
+    """`value` as an absolute path, `..` folded (symlinks kept: os.path.normpath, not resolve)."""
     value = value.expanduser()
-    return value if value.is_absolute() else Path(base_dir).absolute() / value
+    return Path(os.path.normpath(value if value.is_absolute() else Path(base_dir).absolute() / value))
 
 
 def resolve_dataset(dataset: DatasetSpec, base_dir: Path) -> DatasetSpec:

@@ -131,7 +131,8 @@ class _Sections:
             self.validation_size, self.seed = spec.validation_size, spec.training.seed
             return
         model = _alone(ModelSpec, raw.get("model", StudySpec.model_fields["model"].default.model_dump()))
-        self.model = resolve_model(model, base_dir)[0] if model is not None else None
+        resolved, missing = resolve_model(model, base_dir) if model is not None else (None, None)
+        self.model = None if missing else resolved  # a missing directory is reported already
         self.source, self.target = (_dataset(raw.get(role), base_dir) for role in ("source", "target"))
         size = raw.get("validation_size", StudySpec.model_fields["validation_size"].default)
         self.validation_size = size if isinstance(size, int | float) and not isinstance(size, bool) else 0.2
