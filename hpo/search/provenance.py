@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import StudyMismatchError
-from hpo.spec import StudySpec, dump_spec, spec_hash
+from hpo.spec import Provenance, StudySpec, dump_spec, spec_hash
 from hpo.train.config import current_names
 
 __all__ = ["check_unchanged", "provenance", "summary"]
@@ -17,42 +17,38 @@ __all__ = ["check_unchanged", "provenance", "summary"]
 _PACKAGES = ("transfer-hpo", "torch", "transformers", "optuna", "tokenizers", "datasets", "scikit-learn")
 
 
-def provenance(spec: StudySpec, spec_text: str, data_fingerprint: dict[str, Any]) -> dict[str, Any]:
+def provenance(spec: StudySpec, spec_text: str, data_fingerprint: dict[str, Any]) -> Provenance:
     """What a new study records: the study file's text (and its hash), the spec resolved (every default filled in,
     every path absolute: what later commands re-read, from any directory), the search space, model, data, package
     versions and git commit."""
-    return {
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "spec_text": spec_text,
-        "spec_resolved": dump_spec(spec),
-        "spec_sha256": spec_hash(spec_text),
-        "search_space": spec.space_fingerprint(),
-        "model": spec.model.model_dump(mode="json"),
-        "data": {**data_fingerprint, "validation_size": spec.validation_size},
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "git_commit": _git_commit(),
-    }
+    return Provenance(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), spec_text=spec_text,
+        spec_resolved=dump_spec(spec), spec_sha256=spec_hash(spec_text), search_space=spec.space_fingerprint(),
+        model=spec.model.model_dump(mode="json"), data={**data_fingerprint, "validation_size": spec.validation_size},
+        packages={name: _version(name) for name in _PACKAGES}, git_commit=_git_commit(),
+    )
 
 
-def summary(record: dict[str, Any]) -> str:
+def summary(record: Provenance) -> str:
     """One readable line of a provenance record, for optuna-dashboard (which shows user attributes as text)."""
-    model, data, packages = record["model"], record["data"], record["packages"]
+    model, data, packages = record.model, record.data, record.packages
     versions = ", ".join(f"{name} {version}" for name, version in packages.items()
                          if version and name in ("transfer-hpo", "torch", "transformers", "optuna"))
-    commit = f"; git {record['git_commit'][:10]}" if record.get("git_commit") else ""
+    commit = f"; git {record.git_commit[:10]}" if record.git_commit else ""
     return (f"{model.get('id')} ({model.get('pooling')} pooling); source "
             f"{data['source']['name']} ({data['source']['train']} docs) -> target {data['target']['name']} "
             f"({data['target']['train']} train, {data['target']['validation']} validation); {versions}{commit}; "
-            f"created {record['created_at']}; study file sha256 {record['spec_sha256'][:12]}")
+            f"created {record.created_at}; study file sha256 {record.spec_sha256[:12]}")
 
 
-def check_unchanged(stored: dict[str, Any], current: dict[str, Any], study_name: str) -> None:
+def check_unchanged(stored: Provenance, current: Provenance, study_name: str) -> None:
     """Refuse a re-run whose search space, model or data differ from the study's; name each difference."""
     changes = []
-    stored = {**stored, "search_space": _current_lambda_name(stored.get("search_space"))}
+    old_record = {**stored.record(), "search_space": _current_lambda_name(stored.search_space)}
+    new_record = current.record()
     for key, what in (("search_space", "search space"), ("model", "model"), ("data", "data")):
-        for path in _differences(stored.get(key), current[key]):
-            old, new = _at(stored.get(key), path), _at(current[key], path)
+        for path in _differences(old_record.get(key), new_record[key]):
+            old, new = _at(old_record.get(key), path), _at(new_record[key], path)
             if key == "search_space" and _new_field_at_default(path, old, new):
                 continue
             changes.append(f"  {what}: {' -> '.join(path) or key}: {_short(old)} -> {_short(new)}")

@@ -54,17 +54,27 @@ def quiet_libraries(*, log_to_stderr: bool = False) -> None:
     """What every worker process sets up, whoever started it: quiet libraries (tokenisation happens once, before any
     fork; no download bars), and with `log_to_stderr` the `hpo` logger on stderr (where no CLI set one up)."""
     import logging
+    import sys
 
     warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Both libraries read the variable once, on import; a command that imported transformers before it got here
+    # still drew its own bars ("Loading weights", "Writing model shards" in transformers 5), so tell them directly.
+    if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # the hub's bars too
+        elif "huggingface_hub" in sys.modules:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
     for noisy in ("httpx", "transformers", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     logger = logging.getLogger("hpo")
     if log_to_stderr and not logger.handlers:
-        import sys
-
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
@@ -162,20 +172,21 @@ def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbenc
     Returns the parameter name the study stores λ under."""
     from hpo.search.provenance import check_unchanged, provenance, summary
     from hpo.search.space import lambda_name
-    from hpo.storage import provenance_of, store_provenance
+    from hpo.spec import stored_provenance
+    from hpo.storage import store_provenance
 
     current = provenance(spec, spec_text, bench.data.fingerprint(spec.source, spec.target))
-    stored = provenance_of(study)
-    created_with = lambda_name((stored or current).get("search_space"))
+    stored = stored_provenance(study)
+    created_with = lambda_name((stored or current).search_space)
     if stored is None:
-        store_provenance(study, current, summary(current))
+        store_provenance(study, current.record(), summary(current))
         study.set_metric_names([METRIC])
         if spec.timeout is not None:
             deadline = datetime.now(UTC) + timedelta(seconds=spec.timeout)
             study.set_user_attr("deadline", deadline.isoformat(timespec="seconds"))
     elif force:
         console.print("[yellow]--force: continuing a study whose setup changed[/]")
-        store_provenance(study, current, summary(current), forced=True)
+        store_provenance(study, current.record(), summary(current), forced=True)
     else:
         check_unchanged(stored, current, spec.name)
     return created_with

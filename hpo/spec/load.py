@@ -140,10 +140,10 @@ def spec_from_text(text: str, *, source: str, name: str | None = None, base_dir:
 def stored_spec(study: optuna.Study) -> tuple[StudySpec, str]:
     """The spec a study was created from, and its text, as stored in its provenance by `hpo run`: the resolved
     text (absolute paths) where there is one, else the study file's own text (studies made before)."""
-    from hpo.storage import provenance_of
+    from hpo.spec.provenance import stored_provenance
 
-    record = provenance_of(study) or {}
-    text = record.get("spec_resolved") or record.get("spec_text")
+    record = stored_provenance(study)
+    text = record and (record.spec_resolved or record.spec_text)
     if not text:
         raise HpoError(f"study {study.study_name!r} was not created by `hpo run` (no study file stored with it)")
     return spec_from_text(text, source=f"study {study.study_name!r} (its stored study file)",

@@ -56,10 +56,10 @@ def param_names(trials: list[optuna.trial.FrozenTrial]) -> list[str]:
 
 def fixed_value(study: optuna.Study, name: str) -> Any:
     """A training value the study did not search, from the provenance it was created with."""
-    from hpo.storage import provenance_of
+    from hpo.spec import stored_provenance
 
-    provenance = provenance_of(study) or {}
-    return ((provenance.get("search_space") or {}).get("fixed") or {}).get(name)
+    provenance = stored_provenance(study)
+    return provenance.fixed(name) if provenance is not None else None
 
 
 def placeholder(text: str) -> go.Figure:

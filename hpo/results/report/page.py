@@ -99,12 +99,12 @@ def _summary(study: optuna.Study, drawn: Drawn) -> str:
     used = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     rows.append(("budget", f"{used} / {budget} (complete + pruned)" if budget else f"{used} (no trial budget)"))
     rows.append(("direction", html.escape(study.direction.name.lower())))
-    from hpo.storage import provenance_of
+    from hpo.spec import stored_provenance
 
-    provenance = provenance_of(study) or {}
-    if provenance.get("created_at"):
-        rows.append(("created", html.escape(str(provenance["created_at"]))))
-    model = (provenance.get("model") or {}).get("id")
+    provenance = stored_provenance(study)
+    if provenance is not None:
+        rows.append(("created", html.escape(provenance.created_at)))
+    model = provenance.model.get("id") if provenance is not None else None
     if model:
         rows.append(("model", html.escape(str(model))))
     rows.append(("report written", datetime.now(UTC).isoformat(timespec="seconds")))
