@@ -1,6 +1,6 @@
 """Commands on workers: `hpo launch local|slurm|k8s`, `hpo logs`, `hpo stop`.
 
-Each launcher's options are its renderer's keyword-only parameters (hpo/launch/base.py: `options_of`); the
+Each launcher's options are its renderer's keyword-only parameters (hpo/launch/flow.py: `options_of`); the
 commands below are built from that signature, so an option's name, type and default are defined once, beside the
 code that uses it.
 """

@@ -17,7 +17,7 @@ def stop_launches(study: str) -> list[str]:
     records = launches(study)
     if not records:
         raise HpoError(f"no launch of study {study!r} recorded in {Path('.hpo/launches').resolve()}")
-    return [launcher(record["launcher"]).stop({"study": study, **record}) for record in records]
+    return [launcher(record.launcher).stop(record) for record in records]
 
 
 def worker_log(study: str, worker: int) -> str:
@@ -25,4 +25,4 @@ def worker_log(study: str, worker: int) -> str:
     records = launches(study)
     if not records:
         raise HpoError(f"no launch of study {study!r} recorded here (.hpo/launches)")
-    return launcher(records[-1]["launcher"]).logs(records[-1], worker)
+    return launcher(records[-1].launcher).logs(records[-1], worker)

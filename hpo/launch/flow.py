@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hpo.errors import HpoError
 from hpo.launch.interface import LAUNCHERS, Launch, Launcher, StudyFile
 
-__all__ = ["launch", "launcher", "options_of"]
+__all__ = ["check_one_line", "launch", "launcher", "options_of"]
+
+_NAMED = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL byte", "\x1b": "an escape"}
 
 
 def options_of(name: str) -> tuple[dict[str, inspect.Parameter], dict[str, str]]:
@@ -51,6 +55,8 @@ def launch(name: str, study_file: Path, *, dry_run: bool = False, storage: str |
     unknown = sorted(set(options) - set(legal))
     if unknown:
         raise HpoError(f"unknown {name} launch option(s) {', '.join(unknown)}; valid: {', '.join(legal)}")
+    for key, value in options.items():
+        check_one_line(f"--{key.replace('_', '-')}", value)
     path = Path(study_file).expanduser().absolute()
     spec, text = load_study_file(path)
     study = StudyFile(spec.name, path, text, n_trials)
@@ -60,4 +66,19 @@ def launch(name: str, study_file: Path, *, dry_run: bool = False, storage: str |
         return Launch(spec.name, chosen.render(study, **options), notes=notes, submitted=False)
     launched = chosen.submit(study, target, storage=storage, **options)
     return Launch(launched.study, launched.rendered, launched.message, notes + launched.notes, launched.exit_code,
-                  handles=launched.handles)
+                  record=launched.record)
+
+
+def check_one_line(option: str, value: Any) -> None:
+    """Refuse an option value (or any item of a repeatable one) holding a control character: a newline in
+    `--partition` would end the #SBATCH block of the job script and run the rest as a shell line, a newline in
+    `--setup` would make one setup line two; in a manifest or a log it would forge a line just the same."""
+    items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    for item in items:
+        if not isinstance(item, str | Path):
+            continue  # a number or a flag: typed already, nothing to end a line with
+        bad = next((c for c in str(item) if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        if bad is not None:
+            shown = repr(bad)[1:-1]
+            what = _NAMED.get(bad, f"the control character U+{ord(bad):04X}")
+            raise HpoError(f"{option}: contains {what} ({shown}); an option value is one line")

@@ -7,23 +7,25 @@ wherever it runs) and coordinate only through the storage. It has five parts:
 - `render(study, **options)`: pure; what would be submitted (worker commands, a job script, manifests), shown by
   `--dry-run`. Never holds a secret.
 - `submit(study, target, storage=..., **options)`: start the workers, record the launch in
-  `.hpo/launches/NAME.json`, and say what was done.
+  `.hpo/launches/NAME.json` (its own typed record, records.py), and say what was done.
 - `stop(record)` and `logs(record, worker)`: act on a recorded launch (`hpo stop`, `hpo logs`).
 
 A launcher's options are the keyword-only parameters of its pure renderer (`OPTIONS_FROM`: `render_job_script`,
 `render_job`, or `render` itself), with their defaults and types, less those the launch fills in from the study
 (`NOT_OPTIONS`); the CLI builds its options from that signature and the launcher's `OPTION_HELP`, so each option is
-defined once.
+defined once. Every option value is one line without control characters (flow.py checks them all where they
+enter), so no renderer has to defend its script or manifest against a value that would end a line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from hpo.launch.records import LaunchRecord
     from hpo.settings import StorageURL
 
 __all__ = ["LAUNCHERS", "Launch", "Launcher", "StudyFile"]
@@ -56,7 +58,7 @@ class Launch:
     notes: tuple[str, ...] = ()
     exit_code: int = 0
     submitted: bool = True
-    handles: dict[str, Any] = field(default_factory=dict)
+    record: LaunchRecord | None = None  # what was recorded for `hpo stop` and `hpo logs`
 
 
 class Launcher(Protocol):
@@ -71,6 +73,6 @@ class Launcher(Protocol):
 
     def submit(self, study: StudyFile, target: StorageURL, *, storage: str | None, **options: Any) -> Launch: ...
 
-    def stop(self, record: dict[str, Any]) -> str: ...
+    def stop(self, record: Any) -> str: ...  # the launcher's own record type (records.py)
 
-    def logs(self, record: dict[str, Any], worker: int) -> str: ...
+    def logs(self, record: Any, worker: int) -> str: ...

@@ -20,12 +20,13 @@ from hpo.launch.k8s_render import (
     OPTION_HELP,
     OPTIONS_FROM,
     SECRET_KEY,
+    STUDY_ANNOTATION,
     STUDY_LABEL,
-    label_value,
     render_job,
+    study_label,
     to_yaml,
 )
-from hpo.launch.records import record_launch
+from hpo.launch.records import KubernetesLaunchRecord, record_launch
 from hpo.settings import StorageURL
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ class KubernetesLauncher:
         api = api_client or _default_client()
         note = _check_db_secret(api, namespace, options["db_secret"]) if check_secret else None
         name = apply_job(docs, namespace, api)
-        record_launch(study.name, "k8s", namespace=namespace, job=name, workers=spec["completions"],
-                      image=options["image"])
+        record = record_launch(KubernetesLaunchRecord(study=study.name, namespace=namespace, job=name,
+                                                      workers=spec["completions"], image=options["image"]))
         lines = [f"created ConfigMap {name} and Job {name} in namespace {namespace}: {spec['completions']} workers "
                  f"on study {study.name!r}, image {options['image']}, storage from Secret {options['db_secret']} "
                  f"(key {SECRET_KEY})", *([note] if note else []),
@@ -74,16 +75,14 @@ class KubernetesLauncher:
                  f"  study:  hpo status {study.name}   (with HPO_STORAGE set to the same database)",
                  f"  stop:   hpo stop {study.name}   (deletes the Job: running trials end FAIL `preempted`, retried "
                  "later)"]
-        return Launch(study.name, to_yaml(docs), "\n".join(lines), handles={"job": name, "namespace": namespace})
+        return Launch(study.name, to_yaml(docs), "\n".join(lines), record=record)
 
-    def stop(self, record: dict[str, Any]) -> str:
-        namespace = record.get("namespace", "default")
-        return f"k8s: {stop_job(record['study'], namespace)}"
+    def stop(self, record: KubernetesLaunchRecord) -> str:
+        return f"k8s: {stop_job(record.study, record.namespace)}"
 
-    def logs(self, record: dict[str, Any], worker: int) -> str:
-        namespace, job = record.get("namespace", "default"), record.get("job", "")
-        raise HpoError(f"the logs of Kubernetes pods are the cluster's: kubectl -n {namespace} logs "
-                       f"-l batch.kubernetes.io/job-name={job},batch.kubernetes.io/job-completion-index={worker}")
+    def logs(self, record: KubernetesLaunchRecord, worker: int) -> str:
+        raise HpoError(f"the logs of Kubernetes pods are the cluster's: kubectl -n {record.namespace} logs -l "
+                       f"batch.kubernetes.io/job-name={record.job},batch.kubernetes.io/job-completion-index={worker}")
 
 
 # --- the cluster ----------------------------------------------------------------------------------------------
@@ -122,16 +121,15 @@ def apply_job(docs: Sequence[dict[str, Any]], namespace: str, api_client: ApiCli
 
 
 def stop_job(study_name: str, namespace: str, api_client: ApiClient | None = None) -> str:
-    """Delete every Job labelled `hpo/study=<study_name>` (and `app.kubernetes.io/name=transfer-hpo`) in
-    `namespace`, with background propagation, and their ConfigMaps. The pods get SIGTERM: each worker marks its
-    running trial FAIL `preempted`, queues its retry and exits 75; the next run picks the trials up."""
+    """Delete every Job of the study in `namespace` (labelled `app.kubernetes.io/name=transfer-hpo` and
+    `hpo/study=<its label>`, annotated with its full name), with background propagation, and their ConfigMaps.
+    The pods get SIGTERM: each worker marks its running trial FAIL `preempted`, queues its retry and exits 75;
+    the next run picks the trials up."""
     from kubernetes import client as k8s
 
-    if not label_value(study_name) or not study_name:
-        raise HpoError(f"study name {study_name!r} cannot be a Kubernetes label value")
+    selector = f"{APP_LABEL}={APP},{STUDY_LABEL}={study_label(study_name)}"
     api = api_client or _default_client()
     core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
-    selector = f"{APP_LABEL}={APP},{STUDY_LABEL}={study_name}"
     where = f"in namespace {namespace}"
     jobs = _ours(_call(f"list Jobs {where}", api, batch.list_namespaced_job, namespace, label_selector=selector),
                  study_name)
@@ -151,12 +149,17 @@ def stop_job(study_name: str, namespace: str, api_client: ApiClient | None = Non
 
 
 def _ours(listing: Any, study_name: str) -> list[str]:
-    """Names of the listed objects that really carry our labels (a server that ignores label selectors, such as
-    an emulator, must not make us delete someone else's Job)."""
+    """Names of the listed objects that are really the study's: our labels, and its full name in the annotation
+    (a server that ignores label selectors, such as an emulator, or another study whose cut label is the same,
+    must not make us delete someone else's Job). Objects launched before the annotation carry the full name in
+    the label."""
     names = []
     for item in listing.items or []:
         labels = (item.metadata.labels or {}) if item.metadata is not None else {}
-        if labels.get(APP_LABEL) == APP and labels.get(STUDY_LABEL) == study_name:
+        annotations = (item.metadata.annotations or {}) if item.metadata is not None else {}
+        full_name = annotations.get(STUDY_ANNOTATION, labels.get(STUDY_LABEL))
+        if labels.get(APP_LABEL) == APP and labels.get(STUDY_LABEL) == study_label(study_name) and \
+                full_name == study_name:
             names.append(item.metadata.name)
     return sorted(names)
 

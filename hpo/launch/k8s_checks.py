@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hpo.launch.k8s_names import DNS_LABEL, MAX_LABEL, label_key, label_value
 from hpo.launch.k8s_render import APP_LABEL, STUDY_FILE, STUDY_LABEL, quantity
 
 __all__ = ["as_mapping", "check_manifests", "describe_doc", "validate_manifests"]
@@ -37,10 +38,10 @@ def validate_manifests(docs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def check_manifests(docs: Sequence[dict[str, Any]]) -> list[str]:
-    """The project's own rules, which no schema expresses: an Indexed Job with restartPolicy Never, an image,
-    quantities that parse, parallelism ≤ completions, the storage URL from a Secret, the study ConfigMap present.
-    One line per problem, empty when all hold."""
-    problems: list[str] = []
+    """The project's own rules, which no schema expresses: names and labels within Kubernetes' limits, an Indexed
+    Job with restartPolicy Never, an image, quantities that parse, parallelism ≤ completions, the storage URL from
+    a Secret, the study ConfigMap present. One line per problem, empty when all hold."""
+    problems = [line for number, doc in enumerate(docs, 1) for line in _name_problems(doc, number)]
     jobs = [(number, doc) for number, doc in enumerate(docs, 1) if doc.get("kind") == "Job"]
     config_maps = {(doc.get("metadata") or {}).get("name"): doc for doc in docs if doc.get("kind") == "ConfigMap"}
     if len(jobs) != 1:
@@ -76,6 +77,24 @@ def check_manifests(docs: Sequence[dict[str, Any]]) -> list[str]:
                                                                      .get("data")):
                 problems.append(f"{where}: volume {as_mapping(volume).get('name')!r} mounts ConfigMap {referenced!r}, "
                                 f"but no ConfigMap of that name with key {STUDY_FILE} is among the manifests")
+    return problems
+
+
+def _name_problems(doc: dict[str, Any], number: int) -> list[str]:
+    """What the API server would refuse, or what would break the Job's pods: a name that is no DNS label of at
+    most 63 characters (a Job's name becomes its pods' `job-name` label and host names), a label that is no
+    label key and value."""
+    where = describe_doc(doc, number)
+    name = as_mapping(doc.get("metadata")).get("name")
+    problems = []
+    if not isinstance(name, str) or len(name) > MAX_LABEL or not DNS_LABEL.fullmatch(name):
+        problems.append(f"{where}: metadata.name {name!r} is not a DNS label of at most {MAX_LABEL} characters")
+    template = as_mapping(as_mapping(as_mapping(doc.get("spec")).get("template")).get("metadata"))
+    for part, meta in (("metadata", as_mapping(doc.get("metadata"))), ("spec.template.metadata", template)):
+        for key, value in as_mapping(meta.get("labels")).items():
+            if not label_key(str(key)) or not isinstance(value, str) or not label_value(value):
+                problems.append(f"{where}: {part}.labels.{key}: {value!r} is not a label value (at most "
+                                f"{MAX_LABEL} characters, a letter or digit at both ends)")
     return problems
 
 

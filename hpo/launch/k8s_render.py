@@ -16,8 +16,10 @@ models) out. Its keyword-only parameters are the launcher's options; the CLI map
   or the PersistentVolumeClaim `--cache-pvc`.
 
 `<name>` is `hpo-<study>-<YYYYmmdd-HHMMSS>-<4 hex>` (UTC), new for every launch because a Job cannot be changed.
-Both objects carry the labels `app.kubernetes.io/name: transfer-hpo` and `hpo/study: <study>`; `stop_job` deletes
-by them. The manifests use fields of Kubernetes ≥ 1.29 (`backoffLimitPerIndex`, `podReplacementPolicy`: beta and
+Both objects carry the labels `app.kubernetes.io/name: transfer-hpo` and `hpo/study: <study>`, and the annotation
+`hpo/study-name: <study>`; `stop_job` selects by the labels and deletes what the annotation names. A study name
+that does not fit a name or a label value is cut there and given a hash of the whole name (k8s_names.py). The
+manifests use fields of Kubernetes ≥ 1.29 (`backoffLimitPerIndex`, `podReplacementPolicy`: beta and
 on by default in 1.29, GA in 1.33 and 1.34) and are validated against every minor version in
 `KUBERNETES_VERSIONS` by the tests (kubernetes-validate --strict).
 """
@@ -33,6 +35,7 @@ from typing import Any
 import yaml
 
 from hpo.errors import HpoError
+from hpo.launch.k8s_names import DNS_LABEL, DNS_SUBDOMAIN, job_name, label_key, label_value, study_label
 
 __all__ = [
     "APP",
@@ -42,11 +45,13 @@ __all__ = [
     "OPTIONS_FROM",
     "OPTION_HELP",
     "SECRET_KEY",
+    "STUDY_ANNOTATION",
     "STUDY_FILE",
     "STUDY_LABEL",
     "job_name",
     "label_value",
     "render_job",
+    "study_label",
     "to_yaml",
 ]
 
@@ -69,18 +74,14 @@ OPTION_HELP = {
 KUBERNETES_VERSIONS = ("1.29", "1.37")  # oldest and newest Kubernetes minor the manifests are validated against
 APP_LABEL = "app.kubernetes.io/name"
 APP = "transfer-hpo"
-STUDY_LABEL = "hpo/study"
+STUDY_LABEL = "hpo/study"  # the study's name, or (too long for a label) its cut-and-hashed form: k8s_names.py
+STUDY_ANNOTATION = "hpo/study-name"  # the study's full name
 SECRET_KEY = "url"  # the key of the --db-secret Secret that holds the storage URL
 STUDY_DIR = "/etc/hpo"
 STUDY_FILE = "study.yaml"
 CACHE_DIR = "/cache"  # HPO_CACHE; the repository's Dockerfile makes it writable by its user (uid 1000)
 IMAGE_GID = 1000  # fsGroup: a mounted cache volume is made writable for that image's user
 CONTAINER = "worker"
-MAX_NAME = 52  # pods are named `<job>-<index>-<5 random>`, hostnames `<job>-<index>`: keep those under 63
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -121,7 +122,8 @@ def render_job(
                    namespace=namespace, cpu=cpu, memory=memory, service_account=service_account,
                    ttl_seconds=ttl_seconds, backoff_per_index=backoff_per_index, cache_pvc=cache_pvc)
     name = job_name(study_name, launched_at or datetime.now(UTC), suffix or secrets.token_hex(2))
-    metadata = k8s.V1ObjectMeta(name=name, namespace=namespace, labels={APP_LABEL: APP, STUDY_LABEL: study_name})
+    labels, annotations = {APP_LABEL: APP, STUDY_LABEL: study_label(study_name)}, {STUDY_ANNOTATION: study_name}
+    metadata = k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels, annotations=annotations)
     config_map = k8s.V1ConfigMap(api_version="v1", kind="ConfigMap", metadata=metadata,
                                  data={STUDY_FILE: spec_text}, immutable=True)
     container = _container(image, db_secret, gpus_per_worker, cpu, memory, n_trials)
@@ -191,20 +193,6 @@ def _job_spec(workers: int, backoff_per_index: int, ttl_seconds: int | None, lab
     )
 
 
-def job_name(study_name: str, launched_at: datetime, suffix: str) -> str:
-    """`hpo-<study>-<YYYYmmdd-HHMMSS>-<suffix>`, the study part lower-cased and shortened to fit MAX_NAME."""
-    if not _LABEL_VALUE.fullmatch(study_name) or not study_name:
-        raise HpoError(f"study name {study_name!r} cannot be a Kubernetes label value (at most 63 letters, digits, "
-                       "'-', '_' or '.', starting and ending with a letter or digit); set name: in the study file")
-    if not re.fullmatch(r"[0-9a-f]{1,8}", suffix):
-        raise HpoError(f"the name suffix must be 1 to 8 lower-case hex digits (got {suffix!r})")
-    stamp = launched_at.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^a-z0-9]+", "-", study_name.lower()).strip("-")
-    room = MAX_NAME - len(f"hpo--{stamp}-{suffix}")
-    slug = slug[:room].rstrip("-") or "study"
-    return f"hpo-{slug}-{stamp}-{suffix}"
-
-
 def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
     """The manifests as one multi-document YAML stream (`kubectl create -f -` takes it); the study file as a
     literal block."""
@@ -245,12 +233,12 @@ def _check_options(*, workers: Any, image: Any, db_secret: Any, gpus_per_worker:
     if not db_secret:
         raise HpoError(f"--db-secret is required: the Secret whose key {SECRET_KEY!r} holds the storage URL, e.g. "
                        "kubectl create secret generic hpo-db --from-literal=url=postgresql+psycopg2://USER:PW@HOST/DB")
-    _dns("--namespace", namespace, _DNS_LABEL, 63)
-    _dns("--db-secret", db_secret, _DNS_SUBDOMAIN, 253)
+    _dns("--namespace", namespace, DNS_LABEL, 63)
+    _dns("--db-secret", db_secret, DNS_SUBDOMAIN, 253)
     if service_account is not None:
-        _dns("--service-account", service_account, _DNS_SUBDOMAIN, 253)
+        _dns("--service-account", service_account, DNS_SUBDOMAIN, 253)
     if cache_pvc is not None:
-        _dns("--cache-pvc", cache_pvc, _DNS_SUBDOMAIN, 253)
+        _dns("--cache-pvc", cache_pvc, DNS_SUBDOMAIN, 253)
     for option, value, example in (("--cpu", cpu, "4 or 3500m"), ("--memory", memory, "16Gi or 16000M")):
         if quantity(value) is None or quantity(value) <= 0:
             raise HpoError(f"{option} must be a positive Kubernetes quantity such as {example} (got {value!r})")
@@ -264,24 +252,14 @@ def _whole(option: str, value: Any, least: int) -> None:
 def _dns(option: str, value: Any, pattern: re.Pattern[str], longest: int) -> None:
     if not isinstance(value, str) or len(value) > longest or not pattern.fullmatch(value):
         raise HpoError(f"{option} {value!r} is not a valid Kubernetes name (lower-case letters, digits and '-'"
-                       f"{', and dots' if pattern is _DNS_SUBDOMAIN else ''}; at most {longest} characters)")
-
-
-def _label_key(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    prefix_ok = not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(prefix)))
-    return prefix_ok and 0 < len(name) <= 63 and bool(_LABEL_VALUE.fullmatch(name))
-
-
-def label_value(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.fullmatch(value))
+                       f"{', and dots' if pattern is DNS_SUBDOMAIN else ''}; at most {longest} characters)")
 
 
 def _node_selector(items: Sequence[str]) -> dict[str, str]:
     selector: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not _label_key(key) or not label_value(value):
+        if not sep or not label_key(key) or not label_value(value):
             raise HpoError(f"--node-selector {item!r}: write KEY=VALUE with a label key and value, "
                            "e.g. nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3")
         selector[key] = value
@@ -293,7 +271,7 @@ def _toleration(item: str) -> Any:
 
     head, colon, effect = item.rpartition(":") if ":" in item else (item, "", "")
     key, equals, value = head.partition("=")
-    if (colon and effect not in _EFFECTS) or not _label_key(key) or (equals and not label_value(value)):
+    if (colon and effect not in _EFFECTS) or not label_key(key) or (equals and not label_value(value)):
         raise HpoError(f"--toleration {item!r}: write KEY=VALUE:EFFECT or KEY:EFFECT (any value), EFFECT one of "
                        f"{', '.join(_EFFECTS)} or left out (every effect), e.g. nvidia.com/gpu=present:NoSchedule")
     return k8s.V1Toleration(key=key, operator="Equal" if equals else "Exists", value=value if equals else None,

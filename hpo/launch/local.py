@@ -3,7 +3,12 @@
 Each worker is `python -m hpo run STUDY` with its own environment: `CUDA_VISIBLE_DEVICES` pins it to a GPU
 (round-robin over `--gpus`, at most `--per-gpu` workers on one), or, on a CPU-only machine, the cores are divided
 among the workers (`OMP_NUM_THREADS`) so they don't oversubscribe. The storage URL travels in `HPO_STORAGE`, never
-on a command line. Ctrl-C or SIGTERM is forwarded as SIGTERM: running trials end `preempted` and are retried later.
+on a command line (`--dry-run` prints the same lines for a shell, the storage named as $HPO_STORAGE, never shown).
+Ctrl-C or SIGTERM is forwarded as SIGTERM: running trials end `preempted` and are retried later. While they run,
+local_watch.py shows their progress.
+
+The launch record names each worker by its pid, its start time and its command line: `hpo stop` signals a pid only
+while the process holding it is still that worker (a pid is reused once its process has ended).
 """
 
 from __future__ import annotations
@@ -11,23 +16,25 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
-import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from hpo.errors import HpoError
 from hpo.launch.interface import Launch, StudyFile
-from hpo.launch.records import record_launch
+from hpo.launch.records import LocalLaunchRecord, WorkerProcess, record_launch
 from hpo.preemption import EXIT_PREEMPTED
 
 if TYPE_CHECKING:
     from hpo.settings import StorageURL
 
-__all__ = ["LocalLauncher", "WorkerPlan", "available_gpus", "plan_workers"]
+__all__ = ["LocalLauncher", "WorkerPlan", "available_gpus", "plan_workers", "process_identity"]
+
+# The dry run's storage: a shell expansion that fails, and so starts nothing, while HPO_STORAGE is unset.
+STORAGE = '"${HPO_STORAGE:?set HPO_STORAGE to the storage URL}"'
 
 
 @dataclass(frozen=True)
@@ -95,13 +102,17 @@ class LocalLauncher:
 
     @staticmethod
     def render(study: StudyFile, *, workers: int = 2, gpus: str | None = None, per_gpu: int = 1) -> str:
-        """One shell line per worker: its environment, its command and its log."""
+        """A shell script that starts the workers as the launch would: one line per worker, its environment, its
+        command and its log. The storage is named, never shown: each line takes it from HPO_STORAGE, and refuses
+        to start while that is unset."""
         plans = plan_workers(workers, _gpu_list(gpus), per_gpu, available=available_gpus() if gpus else [],
                              cpus=os.cpu_count() or 1)
         logs = _log_dir(study.name)
-        return "".join(" ".join([*(f"{k}={shlex.quote(v)}" for k, v in plan.env.items()), "HPO_STORAGE=...",
-                                 *map(shlex.quote, _command(study)), ">", str(logs / f"worker-{plan.index}.log"),
-                                 "2>&1 &"]) + "\n" for plan in plans)
+        head = [f"# {len(plans)} workers on study {study.name}. Set HPO_STORAGE to the storage URL first (export "
+                "HPO_STORAGE=...); these lines read it and never show it.", f": {STORAGE}",
+                f"mkdir -p {shlex.quote(str(logs))}"]
+        starts = [_start_line(study, plan, logs / f"worker-{plan.index}.log") for plan in plans]
+        return "\n".join([*head, *starts, "wait  # until every worker has exited", ""])
 
     OPTIONS_FROM = render
 
@@ -111,37 +122,43 @@ class LocalLauncher:
         worker finished, 75 when they were preempted (Ctrl-C, SIGTERM), 1 when one crashed."""
         from rich.console import Console
 
+        from hpo.launch.local_watch import watch_workers  # reads the storage through Optuna: not for `hpo --help`
+
         plans = plan_workers(workers, _gpu_list(gpus), per_gpu, available=available_gpus() if gpus else [],
                              cpus=os.cpu_count() or 1)
         log_dir = _log_dir(study.name)
         log_dir.mkdir(parents=True, exist_ok=True)
         processes = [_start(study, plan, target.url, log_dir) for plan in plans]
-        logs = [str(log_dir / f"worker-{plan.index}.log") for plan in plans]
-        record_launch(study.name, "local", pids=[p.pid for p in processes], logs=logs, storage=target.display)
+        started = [_worker_process(p, str(log_dir / f"worker-{plan.index}.log"))
+                   for plan, p in zip(plans, processes, strict=True)]
+        record = record_launch(LocalLaunchRecord(study=study.name, host=socket.gethostname(), storage=target.display,
+                                                 workers=tuple(started)))
         console = Console()
         console.print(f"{len(processes)} workers on study [bold]{study.name}[/] · storage {target.display} · "
                       f"logs in {log_dir}", highlight=False)
         stopping = _forward_signals(processes)
-        _watch(console, study.name, target, plans, processes)
+        watch_workers(console, study.name, target, processes, [plan.gpu or "cpu" for plan in plans])
         codes = [p.returncode for p in processes]
         crashed = [i for i, code in enumerate(codes) if code not in (0, EXIT_PREEMPTED)]
-        message = "\n".join(f"[red]worker {i} exited with code {codes[i]}[/]: see {logs[i]}" for i in crashed)
+        message = "\n".join(f"[red]worker {i} exited with code {codes[i]}[/]: see {started[i].log}" for i in crashed)
         code = 1 if crashed else EXIT_PREEMPTED if stopping["signalled"] or EXIT_PREEMPTED in codes else 0
-        return Launch(study.name, "", message, exit_code=code, handles={"pids": [p.pid for p in processes]})
+        return Launch(study.name, "", message, exit_code=code, record=record)
 
-    def stop(self, record: dict[str, Any]) -> str:
-        stopped = []
-        for pid in record.get("pids", []):
-            try:
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(pid)
-            except ProcessLookupError:
-                pass
-        return f"local: sent SIGTERM to {len(stopped)} running worker(s)" if stopped else \
-            "local: no worker is running"
+    def stop(self, record: LocalLaunchRecord) -> str:
+        """SIGTERM to each worker of the launch that still runs: the process holding its pid has its start time
+        and command line. A pid held by another process now is left alone."""
+        if record.host != socket.gethostname():
+            return f"local: launched on {record.host}, not here ({socket.gethostname()}); run hpo stop there"
+        stopped, gone = [], []
+        for index, worker in enumerate(record.workers):
+            (stopped if _signal_if_same(worker, signal.SIGTERM) else gone).append(f"{index} (pid {worker.pid})")
+        if not stopped:
+            return "local: no worker of this launch is running"
+        ended = f"; no longer running: worker {', '.join(gone)}" if gone else ""
+        return f"local: sent SIGTERM to {len(stopped)} running worker(s){ended}"
 
-    def logs(self, record: dict[str, Any], worker: int) -> str:
-        paths = dict(enumerate(map(Path, record.get("logs") or [])))
+    def logs(self, record: LocalLaunchRecord, worker: int) -> str:
+        paths = {index: Path(w.log) for index, w in enumerate(record.workers)}
         path = paths.get(worker)
         if path is None or not path.exists():
             raise HpoError(f"no log for worker {worker} (workers: {', '.join(map(str, paths)) or 'none'})")
@@ -156,12 +173,77 @@ def _command(study: StudyFile) -> list[str]:
     return [sys.executable, "-m", "hpo", *study.worker_args()]
 
 
+def _worker_env(plan: WorkerPlan) -> dict[str, str]:
+    """What a worker's environment adds to the launcher's, but the storage."""
+    return {**plan.env, "HPO_WORKER_INDEX": str(plan.index), "COLUMNS": os.environ.get("COLUMNS", "160")}
+
+
+def _start_line(study: StudyFile, plan: WorkerPlan, log: Path) -> str:
+    """What `_start` does, as a shell line: the worker in the background, its environment, its log."""
+    env = [f"HPO_STORAGE={STORAGE}", *(f"{key}={shlex.quote(value)}" for key, value in _worker_env(plan).items())]
+    return " ".join([*env, *map(shlex.quote, _command(study)), ">", shlex.quote(str(log)), "2>&1 &"])
+
+
 def _start(study: StudyFile, plan: WorkerPlan, url: str, log_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, **plan.env, "HPO_STORAGE": url, "HPO_WORKER_INDEX": str(plan.index),
-           "COLUMNS": os.environ.get("COLUMNS", "160")}
+    env = {**os.environ, **_worker_env(plan), "HPO_STORAGE": url}
     log = (log_dir / f"worker-{plan.index}.log").open("w")
     return subprocess.Popen(_command(study), env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # our Ctrl-C is forwarded, once
+
+
+def process_identity(pid: int) -> tuple[str, tuple[str, ...]] | None:
+    """(start time, command line) of the process holding `pid` now; None when none does or it cannot be read.
+    Linux: /proc/<pid>/stat field 22 (clock ticks from boot to its start) and /proc/<pid>/cmdline; elsewhere
+    psutil's, where it is installed. A zombie has no command line, so it is no longer the worker it was."""
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+            command = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2:].split()  # after the command's name, which may hold spaces and ')'
+        return f"ticks:{fields[19]}", tuple(arg.decode(errors="replace") for arg in command.split(b"\0")[:-1])
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        process = psutil.Process(pid)
+        return f"psutil:{process.create_time()}", tuple(process.cmdline())
+    except psutil.Error:
+        return None
+
+
+def _worker_process(process: subprocess.Popen, log: str) -> WorkerProcess:
+    """A started worker as the launch records it. Popen returns once the command is exec'd, so /proc shows the
+    worker's own command line; a worker that already ended gets no start time, which no live process matches."""
+    start_time, command = process_identity(process.pid) or ("", tuple(map(str, process.args)))
+    return WorkerProcess(pid=process.pid, start_time=start_time, command=command, log=log)
+
+
+def _signal_if_same(worker: WorkerProcess, signum: int) -> bool:
+    """Send `signum` to the recorded worker if the process holding its pid is still that worker; True if sent.
+    Through a pidfd where there is one: opened before the check, it keeps naming the checked process even if
+    that one ends and its pid is taken again before the signal goes."""
+    try:
+        handle: int | None = os.pidfd_open(worker.pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # no pidfd here: check, then signal by pid
+        handle = None
+    try:
+        if process_identity(worker.pid) != (worker.start_time, worker.command):
+            return False
+        if handle is None:
+            os.kill(worker.pid, signum)
+        else:
+            signal.pidfd_send_signal(handle, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if handle is not None:
+            os.close(handle)
 
 
 def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
@@ -176,58 +258,3 @@ def _forward_signals(processes: list[subprocess.Popen]) -> dict[str, bool]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, forward)
     return state
-
-
-def _watch(console: Any, name: str, target: StorageURL, plans: list[WorkerPlan],
-           processes: list[subprocess.Popen]) -> None:
-    from rich.live import Live
-
-    watch = _StudyWatch(name, target)
-    with Live(console=console, refresh_per_second=1, transient=not console.is_terminal) as live:
-        while any(p.poll() is None for p in processes):
-            live.update(_table(name, plans, processes, watch.trials()))
-            time.sleep(1)
-        live.update(_table(name, plans, processes, watch.trials()))
-
-
-class _StudyWatch:
-    """The study's trials for the display, from one storage opened once the workers have created the study."""
-
-    def __init__(self, name: str, target: StorageURL) -> None:
-        self.name, self.target, self.study = name, target, None
-
-    def trials(self) -> list:
-        import optuna
-
-        from hpo.storage import open_storage
-
-        try:
-            if self.study is None:
-                self.study = optuna.load_study(study_name=self.name, storage=open_storage(self.target))
-            return self.study.get_trials(deepcopy=False)
-        except Exception:  # not created yet, or a storage hiccup: show the processes anyway
-            return []
-
-
-def _table(name: str, plans: list[WorkerPlan], processes: list[subprocess.Popen], trials: list) -> Any:
-    from rich.table import Table
-
-    by_pid = Counter(t.user_attrs.get("pid") for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
-    running = {t.user_attrs.get("pid"): t for t in trials if t.state.name == "RUNNING"}
-    states = Counter(t.state.name for t in trials)
-    best = max((t.value for t in trials if t.state.name == "COMPLETE"), default=None)
-    table = Table(title=f"study {name}: {states['COMPLETE']} complete, {states['PRUNED']} pruned, "
-                  f"{states['FAIL']} failed; best val F1 {best:.4f}" if best is not None else f"study {name}",
-                  title_justify="left")
-    for column in ("worker", "pid", "gpu", "state", "trials done", "running trial", "val F1"):
-        table.add_column(column)
-    for plan, process in zip(plans, processes, strict=True):
-        trial = running.get(process.pid)
-        last = max(trial.intermediate_values) if trial is not None and trial.intermediate_values else None
-        code = process.poll()
-        table.add_row(str(plan.index), str(process.pid), plan.gpu or "cpu",
-                      "running" if code is None else f"exited {code}", str(by_pid[process.pid]),
-                      str(trial.number) if trial is not None else "-",
-                      f"{trial.intermediate_values[last]:.4f}" if last is not None else "-")
-    return table
-

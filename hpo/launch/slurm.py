@@ -53,7 +53,7 @@ import submitit
 
 from hpo.errors import HpoError
 from hpo.launch.interface import Launch, StudyFile
-from hpo.launch.records import record_launch
+from hpo.launch.records import SlurmLaunchRecord, record_launch
 from hpo.launch.slurm_script import (
     NOT_OPTIONS,
     OPTION_HELP,
@@ -110,19 +110,19 @@ class SlurmLauncher:
             except submitit.core.utils.FailedJobError as exc:  # sbatch refused the script
                 raise HpoError(f"sbatch refused the job: {_sbatch_error(exc)}") from None
         job_id = jobs[0].job_id.split("_")[0]
-        record_launch(study.name, "slurm", job_id=job_id, log_dir=str(folder), tasks=tasks,
-                      study_file=str(study.path), host=socket.gethostname())
+        record = record_launch(SlurmLaunchRecord(study=study.name, job_id=job_id, log_dir=str(folder), tasks=tasks,
+                                                 study_file=str(study.path), host=socket.gethostname()))
         message = (f"submitted Slurm job {job_id}: {tasks} worker(s) on study {study.name}, logs in {folder}\n"
                    f"  hpo status {study.name}  ·  hpo logs {study.name} --worker K  ·  hpo stop {study.name}")
-        return Launch(study.name, script, message, handles={"job_id": job_id, "log_dir": folder, "tasks": tasks})
+        return Launch(study.name, script, message, record=record)
 
-    def stop(self, record: dict[str, Any]) -> str:
-        return f"slurm: {_stop(record['job_id'])}"
+    def stop(self, record: SlurmLaunchRecord) -> str:
+        return f"slurm: {_stop(record.job_id)}"
 
-    def logs(self, record: dict[str, Any], worker: int) -> str:
+    def logs(self, record: SlurmLaunchRecord, worker: int) -> str:
         found = [p for p in launch_log_paths(record, worker) if p.exists()]  # stdout, then stderr
         if not found:
-            raise HpoError(f"no log of Slurm task {worker} yet (is it still pending? squeue -j {record['job_id']})")
+            raise HpoError(f"no log of Slurm task {worker} yet (is it still pending? squeue -j {record.job_id})")
         return "".join(p.read_text(errors="replace") for p in found)
 
 
@@ -201,14 +201,13 @@ def slurm_log_path(log_dir: str | Path, job_id: str, task: int | None, *,
     return paths.stdout if stream == "out" else paths.stderr
 
 
-def launch_log_paths(launch: dict[str, Any], worker: int) -> tuple[Path, Path]:
+def launch_log_paths(launch: SlurmLaunchRecord, worker: int) -> tuple[Path, Path]:
     """(stdout, stderr) of worker `worker` (its array index) of a recorded Slurm launch."""
-    tasks = int(launch["tasks"])
-    if not 0 <= worker < tasks:
-        raise HpoError(f"Slurm job {launch['job_id']} has workers 0 .. {tasks - 1}, not {worker}")
-    task = worker if tasks > 1 else None
-    return tuple(slurm_log_path(launch["log_dir"], launch["job_id"], task, stream=s)  # type: ignore[return-value]
-                 for s in ("out", "err"))
+    if not 0 <= worker < launch.tasks:
+        raise HpoError(f"Slurm job {launch.job_id} has workers 0 .. {launch.tasks - 1}, not {worker}")
+    task = worker if launch.tasks > 1 else None
+    out, err = (slurm_log_path(launch.log_dir, launch.job_id, task, stream=s) for s in ("out", "err"))
+    return out, err
 
 
 def _stop(job_id: str) -> str:

@@ -1,6 +1,7 @@
 """`hpo launch k8s`: the rendered Indexed Job and ConfigMap against golden files, two real validators (the
 `kubernetes` client's strict models and kubernetes-validate --strict) and the project's own rules; then apply,
-launch and stop against kmock's Kubernetes emulator on loopback, through a real `kubernetes.client.ApiClient`.
+launch and stop against kmock's Kubernetes emulator on loopback (tests/launch/conftest.py), through a real
+`kubernetes.client.ApiClient`.
 
 The golden files under tests/golden/k8s/ are written only by `python scripts/update-goldens.py`, never by a test;
 when the rendering changes on purpose, run it and review the difference.
@@ -11,19 +12,13 @@ so these tests check the requests and the flow, not Kubernetes semantics (the va
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import copy
 import json
 import re
-import threading
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import kmock
 import kubernetes_validate
 import pytest
 import yaml
@@ -107,6 +102,8 @@ def test_the_job_is_what_the_issue_asks_for():
     labels = {"app.kubernetes.io/name": "transfer-hpo", "hpo/study": "r8-from-20ng"}
     assert config_map["metadata"]["labels"] == job["metadata"]["labels"] == spec["template"]["metadata"]["labels"]
     assert job["metadata"]["labels"] == labels and job["metadata"]["name"] == config_map["metadata"]["name"] == NAME
+    annotations = {"hpo/study-name": "r8-from-20ng"}
+    assert job["metadata"]["annotations"] == config_map["metadata"]["annotations"] == annotations
     assert spec["ttlSecondsAfterFinished"] == 86400
 
 
@@ -121,7 +118,7 @@ def test_each_launch_gets_a_new_name_that_fits():
     assert len(names) == 5
     assert all(re.fullmatch(r"hpo-r8-from-20ng-\d{8}-\d{6}-[0-9a-f]{4}", name) for name in names)
     long = job_name("A_Very.Long_study-name-" + "x" * 40 + "9", K8S_LAUNCHED, K8S_SUFFIX)
-    assert len(long) <= 52 and re.fullmatch(r"hpo-a-very-long-study-name-x*-20250601-120000-3f9a", long)
+    assert len(long) <= 52 and re.fullmatch(r"hpo-a-very-long-study-[0-9a-f]{8}-20250601-120000-3f9a", long)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -154,9 +151,16 @@ def test_an_unknown_option_is_refused_with_the_valid_ones():
     assert "launched_at" not in options and "n_trials" not in options and "cache_pvc" in options
 
 
-def test_a_study_name_that_is_no_label_value_is_refused():
-    with pytest.raises(HpoError, match="cannot be a Kubernetes label value"):
-        render_job("", "study-", workers=1, image=IMAGE, db_secret="s")
+def test_a_study_name_that_is_no_label_value_gets_a_label_and_a_name_that_fit():
+    docs = render_job("", "Study_-", workers=1, image=IMAGE, db_secret="s", launched_at=K8S_LAUNCHED,
+                      suffix=K8S_SUFFIX)
+    assert validate_manifests(docs) == [] and check_manifests(docs) == []
+    job = job_of(docs)
+    assert re.fullmatch(r"Study-[0-9a-f]{8}", job["metadata"]["labels"]["hpo/study"])
+    assert re.fullmatch(r"hpo-study-[0-9a-f]{8}-20250601-120000-3f9a", job["metadata"]["name"])
+    assert job["metadata"]["annotations"] == {"hpo/study-name": "Study_-"}
+    with pytest.raises(HpoError, match=re.escape("'../x' is not a study name")):
+        render_job("", "../x", workers=1, image=IMAGE, db_secret="s")
 
 
 def test_dry_run_prints_the_manifests_of_the_study_file():
@@ -255,61 +259,6 @@ def test_the_rules_want_the_study_config_map():
 # --- the cluster: kmock's emulator on loopback ----------------------------------------------------------------
 
 
-class _Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator, plus the one thing a real API server does that the launcher relies on: a uid for every
-    object it creates."""
-
-    async def _handle(self, request: Any) -> Any:
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            request.data.setdefault("metadata", {}).setdefault("uid", str(uuid.uuid4()))
-        return await super()._handle(request)
-
-
-@dataclass
-class Cluster:
-    emulator: _Emulator
-    url: str
-    api: k8s.ApiClient
-
-    def stored(self, plural: str, namespace: str = "default") -> dict[str, dict[str, Any]]:
-        """The live objects of one resource in one namespace, as the emulator holds them."""
-        return {name: obj.raw for (resource, ns, name), obj in list(self.emulator.objects.items())
-                if resource.plural == plural and ns == namespace and not obj.deleted}
-
-    def requests(self, method: str) -> list[Any]:
-        return [r for r in list(self.emulator) if r.method.name == method]
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A fresh emulator on a random loopback port, served from a thread, and a client configured for it."""
-    ready, box = threading.Event(), {}
-
-    async def serve() -> None:
-        emulator = _Emulator()
-        async with emulator, kmock.Server(emulator) as server:
-            box.update(emulator=emulator, url=str(server.url).rstrip("/"), stop=asyncio.Event(),
-                       loop=asyncio.get_running_loop())
-            ready.set()
-            await box["stop"].wait()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the emulator did not start"
-    api = k8s.ApiClient(k8s.Configuration(host=box["url"]))
-    try:
-        yield Cluster(box["emulator"], box["url"], api)
-    finally:
-        api.close()
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
-
-
-def _secret(cluster: Cluster, url: str, key: str = "url", namespace: str = "default") -> None:
-    k8s.CoreV1Api(cluster.api).create_namespaced_secret(namespace, k8s.V1Secret(
-        metadata=k8s.V1ObjectMeta(name="hpo-db"), data={key: base64.b64encode(url.encode()).decode()}))
-
-
 def test_apply_creates_the_config_map_then_the_job(cluster):
     docs = render(**ISSUE_COMMAND)
     assert apply_job(docs, "default", cluster.api) == NAME
@@ -365,14 +314,14 @@ def test_launch_checks_the_secret_applies_and_records_the_launch(cluster, tmp_pa
     options = {**ISSUE_COMMAND, "workers": 2}
     with pytest.raises(HpoError, match="--db-secret: no Secret 'hpo-db' in namespace 'default'"):
         submit(cluster.api, **options)
-    _secret(cluster, "sqlite:///hpo.db")
+    cluster.secret("sqlite:///hpo.db")
     with pytest.raises(HpoError, match="holds a SQLite URL") as refused:
         submit(cluster.api, **options)
     assert "hpo.db" not in str(refused.value)
     assert cluster.stored("jobs") == {}
 
     k8s.CoreV1Api(cluster.api).delete_namespaced_secret("hpo-db", "default")
-    _secret(cluster, "postgresql+psycopg2://hpo:s3cret@db:5432/hpo")
+    cluster.secret("postgresql+psycopg2://hpo:s3cret@db:5432/hpo")
     message = submit(cluster.api, **options)
     assert "s3cret" not in message and "2 workers on study 'r8-from-20ng'" in message
     (name,) = cluster.stored("jobs")
@@ -382,14 +331,7 @@ def test_launch_checks_the_secret_applies_and_records_the_launch(cluster, tmp_pa
 
 
 def test_the_current_kube_context_is_the_default(cluster, tmp_path, monkeypatch):
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": cluster.url}}],
-        "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "me"}}],
-    }
-    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path)))
     assert apply_job(render(**ISSUE_COMMAND), "default") == NAME
     assert list(cluster.stored("jobs")) == [NAME]
     assert "deleted 1 Job(s)" in stop_job("r8-from-20ng", "default")

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError
 from hpo.launch.flow import launch
-from hpo.launch.records import launches, record_launch
+from hpo.launch.records import SlurmLaunchRecord, launches, record_launch
 from hpo.launch.slurm import launch_log_paths, slurm_log_path
 from hpo.launch.slurm_script import render_job_script
 from tests.builders import REPO, barrier_env, hpo_cli, wait_for, write_study
@@ -129,11 +129,12 @@ def test_times_become_minutes_and_extra_directives_pass_through():
 def test_launches_are_recorded_and_their_logs_found(tmp_path):
     root = tmp_path / ".hpo"
     assert launches("s", root=root) == []
-    record_launch("s", launcher="slurm", job_id="41", log_dir=tmp_path / "logs", tasks=1, root=root)
-    record_launch("s", launcher="slurm", job_id="42", log_dir=tmp_path / "logs", tasks=16, root=root)
+    for job_id, tasks in (("41", 1), ("42", 16)):
+        record_launch(SlurmLaunchRecord(study="s", job_id=job_id, log_dir=str(tmp_path / "logs"), tasks=tasks,
+                                        study_file="/shared/s.yaml", host="login1"), root=root)
     recorded = launches("s", root=root)
-    assert [(r["launcher"], r["job_id"], r["tasks"]) for r in recorded] == [("slurm", "41", 1), ("slurm", "42", 16)]
-    assert recorded[-1]["log_dir"] == str(tmp_path / "logs")
+    assert [(r.launcher, r.job_id, r.tasks) for r in recorded] == [("slurm", "41", 1), ("slurm", "42", 16)]
+    assert recorded[-1].log_dir == str(tmp_path / "logs")
     assert launch_log_paths(recorded[-1], 3) == (tmp_path / "logs" / "42_3_0_log.out",
                                                   tmp_path / "logs" / "42_3_0_log.err")
     assert launch_log_paths(recorded[0], 0) == (tmp_path / "logs" / "41_0_log.out", tmp_path / "logs" / "41_0_log.err")
@@ -229,7 +230,7 @@ def array_run(slurm, tiny_model_dir, tmp_path_factory) -> ArrayRun:
         for key, value in barrier_env(barrier).items():  # sbatch exports the environment to the tasks
             env.setenv(key, value)
         job_id = str(launch("slurm", study_file, storage=_with_password(url), log_dir=log_dir,
-                            **options).handles["job_id"])
+                            **options).record.job_id)
     try:
         reached = _wait_for(lambda: (barrier / "reached").exists() and (barrier / "reached").read_text(), 240,
                             "a task at its barrier", log_dir)
@@ -269,7 +270,7 @@ def test_a_three_task_array_runs_the_study_to_completion(array_run):
     assert len(tasks) > 1, "more than one task ran trials"
 
     recorded = launches("tiny", root=array_run.registry)
-    assert [(r["launcher"], r["job_id"], r["tasks"]) for r in recorded] == [("slurm", array_run.job_id, 3)]
+    assert [(r.launcher, r.job_id, r.tasks) for r in recorded] == [("slurm", array_run.job_id, 3)]
     out, err = launch_log_paths(recorded[0], int(next(iter(tasks))))
     log = out.read_text()
     assert "study tiny · storage postgresql+psycopg2://postgres:***@127.0.0.1" in log
@@ -319,7 +320,7 @@ def test_hpo_stop_cancels_the_array_and_its_running_trials_are_retried(slurm, tm
     for key, value in barrier_env(barrier).items():
         monkeypatch.setenv(key, value)
     job_id = str(launch("slurm", spec, log_dir=tmp_path / "logs", array=2, time="10",
-                        gpus_per_task=0).handles["job_id"])
+                        gpus_per_task=0).record.job_id)
     try:
         reached = _wait_for(lambda: (barrier / "reached").exists() and (barrier / "reached").read_text(), 240,
                             "a task at its barrier", tmp_path / "logs")
