@@ -2,7 +2,9 @@
 
 Secrets (a database password) belong here, never in a study file. A storage URL is parsed into a `StorageURL`
 whose `display` form masks every secret a database URL can carry (the userinfo password and any password-like
-query parameter, e.g. `?password=`, `?sslpassword=`); whatever prints or writes a URL uses that form.
+query parameter, e.g. `?password=`, `?sslpassword=`); whatever prints or writes a URL uses that form. A URL with a
+raw '@' after its user:password@ part is refused without being shown: its password's tail would be taken for the
+host, database or query.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ DEFAULT_STORAGE = "sqlite:///hpo.db"
 MASK = "***"
 # Query parameters whose value is a credential: password, passwd, pass, pwd, sslpassword, secret, token, api keys.
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|api_?key", re.IGNORECASE)
+# SQLAlchemy's own rule for the user:password@ part: the user ends at the first ':' or '/', the password at the
+# first '@'. Group 1 is the password as written.
+_USERINFO = re.compile(r"[\w+]+://[^:/]*:([^@]*)@", re.DOTALL)
 
 
 class Settings(BaseSettings):
@@ -62,9 +67,15 @@ def configure(**overrides: Any) -> None:
 
 
 def cache_dir() -> Path:
-    """`HPO_CACHE`, else `~/.cache/transfer-hpo`: corpora, model files, tokenised datasets."""
+    """`HPO_CACHE`, else `~/.cache/transfer-hpo`: corpora, model files, tokenised datasets. A cache that names a
+    file (or lies under one) is refused here, in one line, rather than as a traceback from the first mkdir."""
     configured = settings().cache
-    return (Path(configured) if configured else Path.home() / ".cache" / "transfer-hpo").expanduser()
+    path = (Path(configured) if configured else Path.home() / ".cache" / "transfer-hpo").expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        under = "" if existing == path else f" ({existing} is a file)"
+        raise HpoError(f"cache {path}: not a directory{under}; point HPO_CACHE (or --cache) at a folder")
+    return path
 
 
 def is_secret_key(key: str) -> bool:
@@ -87,6 +98,9 @@ class StorageURL:
     def parse(cls, url: str) -> StorageURL:
         from sqlalchemy.engine import make_url
 
+        userinfo = _USERINFO.match(url)
+        if userinfo and "@" in url[userinfo.end():]:
+            raise _raw_at()
         try:
             parsed = make_url(url)
             backend = parsed.get_backend_name()
@@ -95,7 +109,9 @@ class StorageURL:
                 "the storage URL is not a database URL; write it as sqlite:///hpo.db or "
                 "postgresql+psycopg2://user:password@host:5432/dbname"
             ) from None
-        secrets = [parsed.password] if parsed.password else []
+        if backend != "sqlite" and "@" in f"{parsed.host or ''}{parsed.database or ''}":
+            raise _raw_at()  # a user:password@ part SQLAlchemy did not recognise (e.g. a '/' in the user name)
+        secrets = [parsed.password, userinfo[1] if userinfo else None]  # decoded, and as written
         query = dict(parsed.query)
         for key, value in query.items():
             if is_secret_key(key):
@@ -124,6 +140,17 @@ class StorageURL:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
+
+
+def _raw_at() -> StorageError:
+    """A URL with a raw '@' after its user:password@ part. SQLAlchemy ends the password at the first '@', so the rest
+    of it would become the host, port, database or query: shown in every display of the URL and in the driver's
+    errors, and never a working connection. The refusal echoes nothing of the URL."""
+    return StorageError(
+        "the storage URL has an '@' after its user:password@ part (not shown: it may hold the password); write "
+        "an '@' inside the password, user name, database or query as %40, e.g. "
+        "postgresql+psycopg2://user:pass%40word@host:5432/dbname"
+    )
 
 
 def mask_url(url: str) -> str:

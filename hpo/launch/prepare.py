@@ -4,8 +4,10 @@ the tokenised datasets for every max length the study can use. File locks make c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from hpo.errors import HpoError
 from hpo.spec import Choice, Range, StudySpec, load_spec
 
 __all__ = ["prepare"]
@@ -20,7 +22,7 @@ def prepare(study_file: Path, cache: Path | None = None) -> list[str]:
     if cache is not None:
         configure(cache=cache.resolve())
     spec = load_spec(study_file)
-    done = [f"cache: {cache_dir()}"]
+    done = [f"cache: {_writable_cache(cache_dir())}"]
     done.append(f"model: {spec.model.id} -> {resolve_model_path(spec.model.id, download=True)}")
     bench = open_workbench(spec, str(study_file))
     data = bench.data
@@ -33,6 +35,19 @@ def prepare(study_file: Path, cache: Path | None = None) -> list[str]:
     done.append(f"tokenised: max length {', '.join(map(str, lengths))}" if lengths else
                 "tokenised: nothing (max_length is searched over a range; workers tokenise on first use)")
     return done
+
+
+def _writable_cache(root: Path) -> Path:
+    """`root`, created; or one line saying why prepare cannot fill it (a read-only mount, another user's folder)
+    instead of a traceback from the first file it writes."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HpoError(f"cache {root}: cannot create it ({exc.strerror})") from None
+    if not os.access(root, os.W_OK):
+        raise HpoError(f"cache {root}: not writable; hpo prepare fills the cache, so run it where the cache is "
+                       "writable and mount it read-only for the workers after")
+    return root
 
 
 def _max_lengths(spec: StudySpec) -> list[int]:

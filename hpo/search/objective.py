@@ -20,6 +20,7 @@ from hpo.preemption import Preempted
 from hpo.search.space import suggest
 from hpo.spec import StudySpec
 from hpo.storage import retry_trial, still_running
+from hpo.train.activation_store import ActivationCacheError
 from hpo.train.config import LAMBDA, TrainConfig
 from hpo.train.loop import Evaluation, NonFiniteLoss, TrainResult, placement
 
@@ -194,6 +195,8 @@ def _reason(exc: BaseException) -> str:
             return label(exc)
     if isinstance(exc, _out_of_memory_types()):
         return "out of memory: " + str(exc).splitlines()[0]
+    if isinstance(exc, ActivationCacheError):
+        return f"cache: {exc}"
     if isinstance(exc, HpoError):
         return f"data: {exc}"
     return f"error: {type(exc).__name__}: {exc}"

@@ -12,6 +12,11 @@ then reads it), touched on every use, and the least recently used entries evicte
 `HPO_ACTIVATION_CACHE_GB`. A cached shallower depth j < k builds depth k by running only layers j..k-1; a deeper
 entry never serves a shallower trial (its layers above j train).
 
+Each entry is verified once per process before its first use (activation_store.py): a damaged one is rebuilt
+under its lock, with a warning. A cache this process cannot write (a read-only mount of a prepared cache) is read
+without writing a byte; an entry missing there is computed into the trial's memory, and a damaged one fails the
+trial with one line naming it.
+
 Families covered (each tested on a tiny config): BERT (and MiniLM), RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT.
 Anything else runs without reuse and says why (`reuse_off_reason`). Hand-written: no library caches a frozen
 prefix of a transformer across training runs.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -32,12 +37,16 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from hpo.settings import cache_dir, settings
+from hpo.settings import cache_dir
+from hpo.train import activation_store as store
+from hpo.train.activation_store import MISSING, ActivationCacheError, Layout
 from hpo.train.batches import collate
 from hpo.train.model import TransferModel, encoder_layers, layer_range, pooled
 from hpo.train.tokens import Encoded
 
-__all__ = ["FAMILIES", "Reuse", "ReuseStats", "StoredStates", "reuse_off_reason"]
+__all__ = ["FAMILIES", "ActivationCacheError", "Reuse", "ReuseStats", "StoredStates", "reuse_off_reason"]
+
+log = logging.getLogger(__name__)
 
 FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert"})
 BUILD_BATCH = 64
@@ -66,10 +75,11 @@ class ReuseStats:
     bytes: int = 0
     build_seconds: float = 0.0
     built_from: list[int] = field(default_factory=list)  # the depth each built entry started from (0: the input)
+    stored: str = "cache"  # where the states were kept: the cache, or this trial's memory and why
 
     def record(self) -> dict[str, object]:
         return {"depth": self.depth, "hits": self.hits, "misses": self.misses, "bytes": self.bytes,
-                "build_seconds": round(self.build_seconds, 3), "built_from": self.built_from}
+                "build_seconds": round(self.build_seconds, 3), "built_from": self.built_from, "stored": self.stored}
 
 
 @dataclass(frozen=True)
@@ -111,47 +121,90 @@ class Reuse:
             self._open[data.key] = self._load_or_build(data)
         return self._open[data.key]
 
-    def _entry(self, data: Encoded, depth: int) -> Path:
+    def entry(self, data: Encoded, depth: int | None = None) -> Path:
+        """The folder holding the states of `data` at `depth` (the trial's own by default)."""
+        depth = self.depth if depth is None else depth
         pooling = f":{self.model.pooling}" if depth == self.model.depth else ""
         text = f"{self._keys[depth]}:{data.key}:{depth}{pooling}"
         return cache_dir() / "activations" / hashlib.sha256(text.encode()).hexdigest()[:32]
 
+    def _layout(self, data: Encoded, depth: int) -> Layout:
+        everything = depth == self.model.depth
+        rows = len(data) if everything else int(data.offsets[-1])
+        dtype = np.dtype(np.float32 if self.autocast is None else np.float16)
+        return Layout((rows, self.model.encoder.config.hidden_size), dtype, data.offsets, everything)
+
     def _load_or_build(self, data: Encoded) -> StoredStates:
-        path = self._entry(data, self.depth)
-        if not (path / "meta.json").exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(path) + ".lock"):
-                if not (path / "meta.json").exists():
-                    self._build(data, path)
-        os.utime(path / "meta.json")  # most recently used
+        path, layout = self.entry(data), self._layout(data, self.depth)
+        if not store.writable(path.parent):
+            return self._read_only(data, path, layout)
+        if store.verify(path, layout) is not None:
+            with store.room_for(path, layout):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(path) + ".lock"):
+                    problem = store.verify(path, layout)  # another worker may have built it while this one waited
+                    if problem is not None:
+                        self._rebuild(data, path, layout, problem)
+        store.touch(path)
+        return self._opened(path)
+
+    def _opened(self, path: Path) -> StoredStates:
         stored = _open(path)
         self.stats.bytes += stored.states.nbytes
         return stored
 
-    def _build(self, data: Encoded, path: Path) -> None:
+    def _read_only(self, data: Encoded, path: Path, layout: Layout) -> StoredStates:
+        """Read an intact entry without writing a byte (no lock file, no touch). A missing one is computed into
+        memory for this trial: the trial still reuses it across its epochs and evaluations, which is most of the
+        saving at high depths, and its numbers are those of a cached entry."""
+        problem = store.verify(path, layout)
+        if problem is None:
+            return self._opened(path)
+        if problem != MISSING:
+            raise ActivationCacheError(f"{path}: damaged ({problem}) in a cache this process cannot write; rebuild it "
+                                       "where the cache is writable (delete the folder and run a trial)")
+        needed, available = layout.nbytes, store.memory_available()
+        if needed > available // 2:  # leave the other half to the model, the batches and the other workers
+            raise ActivationCacheError(f"{path}: missing from a cache this process cannot write, and computing it in "
+                                       f"memory needs {needed:,} bytes, {available:,} available; fill the cache "
+                                       "where it is writable, or set reuse_activations: false")
+        self.stats.stored = f"memory (the cache {path.parent} is read-only)"
         started = time.monotonic()
-        start = next((j for j in range(self.depth - 1, 0, -1) if (self._entry(data, j) / "meta.json").exists()), 0)
-        below = _open(self._entry(data, start)) if start else None
-        self.stats.built_from.append(start)
-        partial = path.with_name(path.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        states = self._compute(data, start, below, partial)
-        np.save(partial / "offsets.npy", data.offsets)
-        (partial / "meta.json").write_text(json.dumps({"depth": self.depth, "pooled": self.depth == self.model.depth,
-                                                       "shape": list(states.shape), "from": start}))
-        del states
-        partial.replace(path)
+        states = np.empty(layout.shape, dtype=layout.dtype)
+        self._compute(data, states)
         self.stats.build_seconds += time.monotonic() - started
-        _evict(path.parent, keep=path)
+        return StoredStates(states, layout.offsets, layout.pooled)
 
-    def _compute(self, data: Encoded, start: int, below: StoredStates | None, folder: Path) -> np.ndarray:
-        """Run layers [start, depth) over every example (in length-sorted batches), into a memory-mapped array."""
+    def _below(self, data: Encoded) -> tuple[int, StoredStates | None]:
+        """The deepest intact shallower entry to start from, or the input (0)."""
+        for depth in range(self.depth - 1, 0, -1):
+            if store.verify(self.entry(data, depth), self._layout(data, depth)) is None:
+                return depth, _open(self.entry(data, depth))
+        return 0, None
+
+    def _rebuild(self, data: Encoded, path: Path, layout: Layout, problem: str) -> None:
+        if problem != MISSING:
+            log.warning("activation entry %s was damaged (%s); rebuilding it", path, problem)
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:  # e.g. another user's entry on a shared cache
+                raise ActivationCacheError(f"{path}: damaged ({problem}) and cannot be removed: {exc.strerror}") \
+                    from None
+        started = time.monotonic()
+        with store.building(path) as partial:
+            states = store.allocate(partial, layout)
+            self._compute(data, states)
+            store.finish(partial, path, states, layout, self.stats.built_from[-1])
+            del states
+        self.stats.build_seconds += time.monotonic() - started
+        store.evict(path.parent, keep=path)
+
+    def _compute(self, data: Encoded, out: np.ndarray) -> None:
+        """Run layers [start, depth) over every example (in length-sorted batches) into `out`, from the deepest
+        intact shallower entry (start j) or from the input (start 0)."""
+        start, below = self._below(data)
+        self.stats.built_from.append(start)
         model, everything = self.model, self.depth == self.model.depth
-        hidden = model.encoder.config.hidden_size
-        dtype = np.float32 if self.autocast is None else np.float16
-        shape = (len(data), hidden) if everything else (int(data.offsets[-1]), hidden)
-        out = np.lib.format.open_memmap(folder / "states.npy", mode="w+", dtype=dtype, shape=shape)
         order = np.argsort(data.lengths, kind="stable")
         was_training = model.training
         model.eval()
@@ -165,16 +218,14 @@ class Reuse:
                     with layer_range(model.encoder, start, self.depth, given):
                         states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                     if everything:
-                        out[rows] = pooled(states, mask, model.pooling).float().cpu().numpy().astype(dtype)
+                        out[rows] = pooled(states, mask, model.pooling).float().cpu().numpy().astype(out.dtype)
                     else:
-                        values = states.float().cpu().numpy().astype(dtype)
+                        values = states.float().cpu().numpy().astype(out.dtype)
                         for r, i in enumerate(rows):
                             out[data.offsets[i] : data.offsets[i + 1]] = values[r, : data.lengths[i]]
                     self.stats.misses += 1
         finally:
             model.train(was_training)
-        out.flush()
-        return out
 
 
 def _open(path: Path) -> StoredStates:
@@ -202,18 +253,3 @@ def _update(digest: Any, module: torch.nn.Module) -> None:
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-
-
-def _evict(root: Path, keep: Path) -> None:
-    """Delete the least recently used entries until the cache fits `HPO_ACTIVATION_CACHE_GB` (never `keep`)."""
-    cap = settings().activation_cache_gb * 1e9
-    entries = [(p, (p / "meta.json").stat().st_mtime, sum(f.stat().st_size for f in p.iterdir()))
-               for p in root.iterdir() if p.is_dir() and (p / "meta.json").exists()]
-    total = sum(size for _, _, size in entries)
-    for path, _, size in sorted(entries, key=lambda e: e[1]):
-        if total <= cap:
-            break
-        if path != keep:
-            with FileLock(str(path) + ".lock"):
-                shutil.rmtree(path, ignore_errors=True)
-            total -= size

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from hpo.errors import SpecError
+from hpo.errors import SpecError, StorageError
 from hpo.settings import StorageURL, mask_url
 from hpo.spec import load_spec
-from tests.builders import hpo_cli, write_study
+from tests.builders import cli, hpo_cli, write_study
 
 SECRETS = ("Upw-user-8841", "Qpw-query-5523", "Spw-ssl-9071")
 
@@ -22,6 +22,8 @@ SECRETS = ("Upw-user-8841", "Qpw-query-5523", "Spw-ssl-9071")
      "postgresql+psycopg2://hpo@db/hpo?sslmode=require&sslpassword=***"),
     ("postgresql+psycopg2://hpo@db/hpo?PWD=Qpw-query-5523&api_key=Spw-ssl-9071",
      "postgresql+psycopg2://hpo@db/hpo?PWD=***&api_key=***"),
+    ("postgresql+psycopg2://hpo:Upw%40user-8841@db/hpo", "postgresql+psycopg2://hpo:***@db/hpo"),  # '@' encoded
+    ("postgresql+psycopg2://hpo:Upw/user?8841@db/hpo", "postgresql+psycopg2://hpo:***@db/hpo"),  # '/', '?': fine
     ("sqlite:///hpo.db", "sqlite:///hpo.db"),
     ("not a url Upw-user-8841", "<unparseable storage URL>"),
 ])
@@ -29,9 +31,36 @@ def test_every_secret_of_a_url_is_masked(url, shown):
     assert mask_url(url) == shown
 
 
+# A password holding a raw '@' (and '/', '?', ':' after it): SQLAlchemy ends the password at the first '@' and
+# makes the rest host, database or query. Each password here is two fragments around its '@'.
+RAW_AT = [
+    ("postgresql://u:Kx7@Vw93@db/hpo", ("Kx7", "Vw93")),
+    ("postgresql+psycopg2://u:Kx7@Vw93@127.0.0.1:5432/hpo?sslmode=require", ("Kx7", "Vw93")),
+    ("postgresql://u:Kx7@Vw/93@db/hpo", ("Kx7", "Vw", "93")),  # the tail would become the database
+    ("postgresql://u:Kx7@Vw?93@db/hpo", ("Kx7", "Vw", "93")),  # the tail would become the query
+    ("postgresql://u:Kx7@Vw:93@db/hpo", ("Kx7", "Vw", "93")),  # the tail would become a port
+    ("postgresql://u:K?x7@Vw93@db/hpo", ("K?x7", "Vw93")),
+    ("postgresql://u:Kx7@Vw93@db/hpo?application_name=Qa1", ("Kx7", "Vw93")),
+    ("postgresql://u/r:Kx7Vw93@db/hpo", ("Kx7Vw93",)),  # a '/' in the user name: SQLAlchemy sees no password
+]
+
+
+@pytest.mark.parametrize(("url", "fragments"), RAW_AT)
+def test_no_part_of_a_password_holding_a_raw_at_is_shown(url, fragments, tmp_path):
+    with pytest.raises(StorageError) as caught:
+        StorageURL.parse(url)
+    refused = cli("studies", "--storage", url, cwd=tmp_path)
+    assert refused.returncode == 1 and "%40" in refused.stderr, refused.stderr
+    for fragment in fragments:
+        for shown in (mask_url(url), str(caught.value), refused.stdout + refused.stderr):
+            assert fragment not in shown, (fragment, shown)
+
+
 def test_driver_messages_are_scrubbed_of_every_secret():
     target = StorageURL.parse(f"postgresql+psycopg2://hpo:{SECRETS[0]}@db/hpo?password={SECRETS[1]}")
     assert target.scrub(f"auth failed for {SECRETS[0]} and {SECRETS[1]}") == "auth failed for *** and ***"
+    encoded = StorageURL.parse("postgresql+psycopg2://hpo:Kx7%40Vw93@db/hpo")  # as decoded, and as written
+    assert encoded.scrub("auth failed for Kx7@Vw93 in Kx7%40Vw93") == "auth failed for *** in ***"
 
 
 @pytest.mark.parametrize("storage", ["postgresql+psycopg2://hpo:pw@db/hpo", "postgresql+psycopg2://hpo@db/hpo?password=x",

@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from hpo.train.config import TrainConfig
 from hpo.train.loop import _Stepper, evaluate, train
 from hpo.train.model import TransferModel, encoder_layers
 from hpo.train.tokens import encode, tokenizer_fingerprint
 from tests.builders import REPO
-
-N_LABELS = 8
+from tests.train.fits import config, encoded, fit, frozen_model, r8_corpus, tiny_encoder
 
 
 @pytest.fixture(autouse=True)
@@ -32,64 +30,14 @@ def own_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def data(minilm_tokenizer):
-    """160 R8 training texts and 80 validation texts, tokenised to 48 tokens (most are longer: truncated)."""
-    from hpo.train.corpora import builtin_file, read_tab
-    from hpo.train.data import Corpus
-
-    texts, labels = read_tab(builtin_file("reuters-r8", "train"))
-    names = sorted(set(labels))
-    y = np.array([names.index(label) for label in labels])
-    corpus = {"train": Corpus(tuple(texts[:160]), y[:160], tuple(names)),
-              "val": Corpus(tuple(texts[160:240]), y[160:240], tuple(names))}
-    return corpus, minilm_tokenizer
-
-
-def _encoded(data, max_length: int = 48):
-    corpus, tokenizer = data
-    key = tokenizer_fingerprint(tokenizer)
-    return encode(tokenizer, key, corpus["train"], max_length), encode(tokenizer, key, corpus["val"], max_length)
-
-
-def _encoder(family: str, tokenizer, layers: int = 3) -> torch.nn.Module:
-    from transformers import AutoConfig, AutoModel
-
-    torch.manual_seed(0)
-    shape = {"dim": 32, "hidden_dim": 64, "n_layers": layers, "n_heads": 2} if family == "distilbert" else \
-        {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers, "num_attention_heads": 2}
-    if family == "electra":
-        shape["embedding_size"] = 16  # a projection between the embeddings and the layers
-    config = AutoConfig.for_model(family, vocab_size=tokenizer.vocab_size, max_position_embeddings=130, **shape)
-    encoder = AutoModel.from_config(config)
-    if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None
-    return encoder
-
-
-def _model(encoder: torch.nn.Module, depth: int, pooling: str = "mean") -> TransferModel:
-    torch.manual_seed(1)
-    model = TransferModel(copy.deepcopy(encoder), N_LABELS, 3, pooling)
-    model.freeze(depth)
-    return model
-
-
-def _config(depth: int, reuse: bool = True, **changes) -> TrainConfig:
-    return TrainConfig(**{"epochs": 2, "batch_size": 16, "max_length": 48, "freeze_depth": depth,
-                          "evaluations_per_epoch": 2, "learning_rate": 1e-3, "target_weight": 1.0, "device": "cpu",
-                          "precision": "fp32", "reuse_activations": reuse, **changes})
-
-
-def _fit(encoder, data, depth: int, reuse: bool = True, pooling: str = "mean"):
-    train_data, val_data = _encoded(data)
-    model = _model(encoder, depth, pooling)
-    result = train(_config(depth, reuse), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
-    return model, result
+    return r8_corpus(minilm_tokenizer)
 
 
 def _logits(model: TransferModel, data, reuse) -> torch.Tensor:
     """Validation logits of every row, through the cached states when `reuse` is given."""
     from hpo.train.loop import _Inputs
 
-    _, val = _encoded(data)
+    _, val = encoded(data)
     inputs = _Inputs(val, 0, torch.device("cpu"), reuse)
     model.eval()
     with torch.inference_mode():
@@ -102,9 +50,9 @@ def _logits(model: TransferModel, data, reuse) -> torch.Tensor:
 def test_reused_states_give_the_logits_and_curve_of_a_full_forward(family, depth, data):
     from hpo.train.activations import Reuse
 
-    encoder = _encoder(family, data[1])
-    _, plain_run = _fit(encoder, data, depth, reuse=False)
-    cached, cached_run = _fit(encoder, data, depth, reuse=True)
+    encoder = tiny_encoder(family, data[1])
+    _, plain_run = fit(encoder, data, depth, reuse=False)
+    cached, cached_run = fit(encoder, data, depth, reuse=True)
     assert isinstance(cached_run.reuse_record(), dict) and cached_run.reuse_record()["depth"] == depth
     assert [e.f1 for e in cached_run.curve] == [e.f1 for e in plain_run.curve]  # identical F1 curves
     reuse = Reuse(cached, depth, pad_id=0, device=torch.device("cpu"), autocast=None)
@@ -115,16 +63,16 @@ def test_reused_states_give_the_logits_and_curve_of_a_full_forward(family, depth
 
 
 def test_the_bottom_layers_never_run_in_a_cached_trial(data):
-    encoder = _encoder("bert", data[1])
-    _fit(encoder, data, 2)  # builds the cache
-    model = _model(encoder, 2)
+    encoder = tiny_encoder("bert", data[1])
+    fit(encoder, data, 2)  # builds the cache
+    model = frozen_model(encoder, 2)
     calls = {"bottom": 0, "top": 0}
     layers = encoder_layers(model.encoder)
     for i, layer in enumerate(layers):
         layer.register_forward_hook(lambda *_, at="bottom" if i < 2 else "top": calls.__setitem__(at, calls[at] + 1))
     model.encoder.embeddings.register_forward_hook(lambda *_: calls.__setitem__("bottom", calls["bottom"] + 1))
-    train_data, val_data = _encoded(data)
-    result = train(_config(2), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
+    train_data, val_data = encoded(data)
+    result = train(config(2), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
     batches = 2 * 10 + 4 * 2  # 2 epochs of 10 training batches, 4 evaluations of 80 rows in batches of 64
     assert calls["bottom"] == 0 and calls["top"] == batches
     stats = result.reuse_record()
@@ -132,22 +80,22 @@ def test_the_bottom_layers_never_run_in_a_cached_trial(data):
 
 
 def test_a_change_to_what_the_states_depend_on_is_a_miss(data, minilm_tokenizer):
-    encoder = _encoder("bert", data[1])
-    assert _fit(encoder, data, 2)[1].reuse_record()["misses"] > 0
-    assert _fit(encoder, data, 2)[1].reuse_record()["misses"] == 0  # the same: all hits
+    encoder = tiny_encoder("bert", data[1])
+    assert fit(encoder, data, 2)[1].reuse_record()["misses"] > 0
+    assert fit(encoder, data, 2)[1].reuse_record()["misses"] == 0  # the same: all hits
     changed = copy.deepcopy(encoder)
     with torch.no_grad():
         encoder_layers(changed)[1].output.dense.weight[0, 0] += 1e-3  # a frozen layer's weight
-    assert _fit(changed, data, 2)[1].reuse_record()["misses"] > 0
+    assert fit(changed, data, 2)[1].reuse_record()["misses"] > 0
     with torch.no_grad():
         encoder_layers(changed)[2].output.dense.weight[0, 0] += 1e-3  # above the frozen layers: no change
-    assert _fit(changed, data, 2)[1].reuse_record()["misses"] == 0
-    train_data, val_data = _encoded(data, max_length=40)  # another max length
-    model = _model(encoder, 2)
-    result = train(_config(2, max_length=40), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
+    assert fit(changed, data, 2)[1].reuse_record()["misses"] == 0
+    train_data, val_data = encoded(data, max_length=40)  # another max length
+    model = frozen_model(encoder, 2)
+    result = train(config(2, max_length=40), model, train_data, val_data, None, pad_id=0, on_eval=lambda e: None)
     assert result.reuse_record()["misses"] > 0
     corpus, _ = data
-    assert encode(minilm_tokenizer, "another-tokenizer", corpus["train"], 48).key != _encoded(data)[0].key
+    assert encode(minilm_tokenizer, "another-tokenizer", corpus["train"], 48).key != encoded(data)[0].key
     # the key of a tokenizer does not drift once it has tokenised (its backend keeps the last truncation setting)
     before = tokenizer_fingerprint(copy.deepcopy(minilm_tokenizer))
     minilm_tokenizer(["a text"] * 2, truncation=True, max_length=7, padding=True)
@@ -155,22 +103,22 @@ def test_a_change_to_what_the_states_depend_on_is_a_miss(data, minilm_tokenizer)
 
 
 def test_a_shallower_cache_starts_a_deeper_trial_and_never_the_reverse(data):
-    encoder = _encoder("bert", data[1])
-    _fit(encoder, data, 1)
-    deeper = _fit(encoder, data, 3)[1].reuse_record()
+    encoder = tiny_encoder("bert", data[1])
+    fit(encoder, data, 1)
+    deeper = fit(encoder, data, 3)[1].reuse_record()
     assert deeper["built_from"] == [1, 1]  # train and validation states built from the depth-1 entries
-    shallower = _fit(encoder, data, 2)[1].reuse_record()
+    shallower = fit(encoder, data, 2)[1].reuse_record()
     assert shallower["built_from"] == [1, 1]  # from depth 1 again: depth 3's states cannot give depth 2's
 
 
 def test_an_unknown_family_runs_without_reuse_and_says_why(data):
     from hpo.train.activations import reuse_off_reason
 
-    encoder = _encoder("deberta-v2", data[1])
-    _, result = _fit(encoder, data, 1)
+    encoder = tiny_encoder("deberta-v2", data[1])
+    _, result = fit(encoder, data, 1)
     assert result.reuse_record() == "off (family deberta-v2 not covered (covered: bert, distilbert, electra, mpnet, " \
                            "roberta, xlm-roberta))"
-    assert reuse_off_reason(_model(_encoder("bert", data[1]), 0), 0) == "nothing frozen (freeze_depth 0)"
+    assert reuse_off_reason(frozen_model(tiny_encoder("bert", data[1]), 0), 0) == "nothing frozen (freeze_depth 0)"
 
 
 def test_two_processes_building_the_same_states_build_them_once(tmp_path):
@@ -208,14 +156,14 @@ def test_two_processes_building_the_same_states_build_them_once(tmp_path):
 def test_least_recently_used_states_are_evicted_under_the_cap(data, monkeypatch):
     from hpo.settings import settings
 
-    encoder = _encoder("bert", data[1])
-    _fit(encoder, data, 1)
+    encoder = tiny_encoder("bert", data[1])
+    fit(encoder, data, 1)
     root = settings().cache / "activations"
     entries = sorted(p.name for p in root.iterdir() if p.is_dir())
     assert len(entries) == 2  # train and validation states at depth 1
     monkeypatch.setenv("HPO_ACTIVATION_CACHE_GB", str(1e-9))  # a cap below any entry: only the newest stays
     settings.cache_clear()
-    _fit(encoder, data, 2)
+    fit(encoder, data, 2)
     left = sorted(p.name for p in root.iterdir() if p.is_dir())
     assert len(left) == 1 and left[0] not in entries
 
@@ -225,7 +173,7 @@ def test_fp16_autocasts_linear_layers_and_its_scaler_backs_off_after_an_inf():
     seen = []
     linear.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     optimizer = torch.optim.AdamW(linear.parameters(), lr=1e-3)
-    stepper = _Stepper(_config(0, precision="fp16"), list(linear.parameters()), torch.device("cpu"), torch.float16,
+    stepper = _Stepper(config(0, precision="fp16"), list(linear.parameters()), torch.device("cpu"), torch.float16,
                        optimizer, total_steps=10)
     with torch.autocast("cpu", dtype=torch.float16):
         loss = linear(torch.randn(2, 4)).float().pow(2).sum()
@@ -242,7 +190,7 @@ def test_fp16_autocasts_linear_layers_and_its_scaler_backs_off_after_an_inf():
 def test_clipping_bounds_the_gradient_norm():
     linear = torch.nn.Linear(16, 16)
     optimizer = torch.optim.SGD(linear.parameters(), lr=0.0)
-    stepper = _Stepper(_config(0, max_grad_norm=0.5), list(linear.parameters()), torch.device("cpu"), None,
+    stepper = _Stepper(config(0, max_grad_norm=0.5), list(linear.parameters()), torch.device("cpu"), None,
                        optimizer, total_steps=10)
     stepper(linear(torch.randn(8, 16) * 100).pow(2).sum())
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in linear.parameters()])).item()
@@ -253,7 +201,7 @@ def test_a_nan_loss_fails_the_run():
     from hpo.train.loop import NonFiniteLoss
 
     linear = torch.nn.Linear(2, 2)
-    stepper = _Stepper(_config(0), list(linear.parameters()), torch.device("cpu"), None,
+    stepper = _Stepper(config(0), list(linear.parameters()), torch.device("cpu"), None,
                        torch.optim.SGD(linear.parameters(), lr=0.1), total_steps=10)
     with pytest.raises(NonFiniteLoss, match="at step 1"):
         stepper(linear(torch.full((1, 2), float("nan"))).sum())
@@ -262,9 +210,9 @@ def test_a_nan_loss_fails_the_run():
 def test_evaluate_through_reused_states_predicts_as_the_full_model(data):
     from hpo.train.activations import Reuse
 
-    encoder = _encoder("bert", data[1])
-    model = _model(encoder, 2)
-    _, val = _encoded(data)
+    encoder = tiny_encoder("bert", data[1])
+    model = frozen_model(encoder, 2)
+    _, val = encoded(data)
     reuse = Reuse(model, 2, pad_id=0, device=torch.device("cpu"), autocast=None)
     full = evaluate(model, val, 0, torch.device("cpu"), None, 64)
     assert np.array_equal(evaluate(model, val, 0, torch.device("cpu"), None, 64, reuse=reuse), full)
