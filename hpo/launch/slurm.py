@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Literal
 
 import submitit
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, StorageUnavailable
 from hpo.launch.interface import Launch, StudyFile
 from hpo.launch.records import SlurmLaunchRecord, record_launch
 from hpo.launch.slurm_script import (
@@ -156,7 +156,7 @@ class SlurmWorker(submitit.helpers.Checkpointable):
             with _sigterm_preempts():
                 require_shared_storage(resolve_storage(None, load_spec(self.study_file).storage))
                 result = run_file(Path(self.study_file), console=console, n_trials=self.n_trials)
-        except (Preempted, HpoError) as exc:
+        except (Preempted, HpoError, StorageUnavailable) as exc:  # a storage outage exits 75: requeue it
             code = exit_code(exc)
             Console(stderr=True, width=console.width).print(_ended(exc), markup=False, highlight=False)
             if isinstance(exc, Preempted) and str(exc) == "SIGUSR2" and callable(signal.getsignal(signal.SIGUSR2)):
