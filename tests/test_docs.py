@@ -30,3 +30,10 @@ def test_ci_runs_the_readme_test_command():
     block = README.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
     assert "pytest" in block and "ruff check" in block
     assert "hpo run studies/quickstart.yaml" in README.split("<!-- quickstart-command -->")[1]
+
+
+def test_the_builtin_datasets_table_is_the_registry_s_own():
+    from hpo.train.corpora import markdown_table
+
+    block = README.split("<!-- builtin-datasets -->")[1].split("<!-- /builtin-datasets -->")[0]
+    assert block.strip() == markdown_table().strip(), "paste markdown_table() into the README"
