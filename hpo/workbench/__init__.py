@@ -85,18 +85,26 @@ class Workbench:
 
     @property
     def pad_id(self) -> int:
-        return self.bundle.tokenizer.pad_token_id or 0
+        """What batches are padded with: the pad token `load_encoder` chose (never a token inside a text)."""
+        return self.bundle.pad_id
 
     def new_model(self, config: TrainConfig) -> TransferModel:
-        """A fresh model for `config`: the encoder copied, new heads seeded by `config.seed`, frozen as it says."""
+        """A fresh model for `config`: the encoder copied, new heads seeded by `config.seed`, pooled as it says (or
+        as the model section does), frozen as it says, with LoRA adapters above the frozen layers and gradient
+        checkpointing when it asks for them."""
         import torch
 
+        from hpo.train.adapters import add_lora
         from hpo.train.model import TransferModel
 
         torch.manual_seed(config.seed)  # the same heads for the same seed, whatever ran before
         model = TransferModel(self.bundle.fresh_encoder(), len(self.data.target_train.label_names),
-                              len(self.data.source.label_names), self.model_spec.pooling)
+                              len(self.data.source.label_names), config.pooling or self.model_spec.pooling)
         model.freeze(config.freeze_depth)
+        if config.adapter == "lora":  # after the heads: the same seed gives full and LoRA trials the same heads
+            add_lora(model, config)
+        if config.gradient_checkpointing:
+            model.checkpoint_gradients()
         return model
 
     def fit(

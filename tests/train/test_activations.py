@@ -1,6 +1,7 @@
-"""Frozen-layer activations computed once and reused: the same numbers as without reuse (every covered family, k = 1
-and k = all layers), really reused (the bottom layers never run in a cached trial), keyed on what they depend on,
-built once by concurrent workers, evicted under a cap; and fp16 with gradient scaling, and clipping."""
+"""Frozen-layer activations computed once and reused: the same numbers as without reuse (every covered family,
+encoders and decoder-only models, k = 1 and k = all layers), really reused (the bottom layers never run in a cached
+trial), keyed on what they depend on, built once by concurrent workers, evicted under a cap; and fp16 with gradient
+scaling, and clipping."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hpo.train.loop import _Stepper, evaluate, train
 from hpo.train.model import TransferModel, encoder_layers
 from hpo.train.tokens import encode, tokenizer_fingerprint
 from tests.builders import REPO
+from tests.train.decoders import DECODERS, tiny_decoder
 from tests.train.fits import config, encoded, fit, frozen_model, r8_corpus, tiny_encoder
 
 
@@ -45,12 +47,12 @@ def _logits(model: TransferModel, data, reuse) -> torch.Tensor:
         return model(**kwargs)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert", *DECODERS])
 @pytest.mark.parametrize("depth", [1, 3])  # one layer, and every layer (the pooled vector)
 def test_reused_states_give_the_logits_and_curve_of_a_full_forward(family, depth, data):
     from hpo.train.activations import Reuse
 
-    encoder = tiny_encoder(family, data[1])
+    encoder = tiny_decoder(family, data[1].vocab_size) if family in DECODERS else tiny_encoder(family, data[1])
     _, plain_run = fit(encoder, data, depth, reuse=False)
     cached, cached_run = fit(encoder, data, depth, reuse=True)
     assert isinstance(cached_run.reuse_record(), dict) and cached_run.reuse_record()["depth"] == depth
@@ -116,8 +118,8 @@ def test_an_unknown_family_runs_without_reuse_and_says_why(data):
 
     encoder = tiny_encoder("deberta-v2", data[1])
     _, result = fit(encoder, data, 1)
-    assert result.reuse_record() == "off (family deberta-v2 not covered (covered: bert, distilbert, electra, mpnet, " \
-                           "roberta, xlm-roberta))"
+    assert result.reuse_record() == "off (family deberta-v2 not covered (covered: bert, distilbert, electra, gpt2, " \
+                                    "llama, mistral, mpnet, phi3, qwen2, roberta, xlm-roberta))"
     assert reuse_off_reason(frozen_model(tiny_encoder("bert", data[1]), 0), 0) == "nothing frozen (freeze_depth 0)"
 
 
