@@ -18,7 +18,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from hpo.spec import Choice, Range, StudySpec
-from hpo.train.config import LAMBDA, LEGACY_LAMBDA, TrainConfig, lambda_of
+from hpo.train.config import LAMBDA, LEGACY_LAMBDA, LORA_FIELDS, TrainConfig, lambda_of
 
 if TYPE_CHECKING:
     import optuna
@@ -34,9 +34,14 @@ def lambda_name(search_space_record: dict[str, Any] | None) -> str:
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec, lambda_param: str = LAMBDA) -> TrainConfig:
-    """Sample the trial's parameters (λ under the study's name for it) and return its training config."""
-    values = {}
-    for name, entry in spec.searched().items():
+    """Sample the trial's parameters (λ under the study's name for it) and return its training config. The LoRA
+    fields are conditional: a trial whose `adapter` is `full` does not sample them (values it would not use would
+    only mislead the sampler and the reports)."""
+    values: dict[str, object] = {}
+    searched = spec.searched()
+    for name, entry in sorted(searched.items(), key=lambda item: item[0] in LORA_FIELDS):  # adapter first
+        if name in LORA_FIELDS and values.get("adapter", spec.base_config().adapter) != "lora":
+            continue
         stored = lambda_param if name == LAMBDA else name
         if isinstance(entry, Choice):
             values[stored] = trial.suggest_categorical(stored, entry.choices)

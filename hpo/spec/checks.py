@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from hpo.spec.models import SEARCHABLE, Choice, Range, SearchEntry, StudySpec
-from hpo.train.config import NOT_SEARCHABLE, TrainConfig
+from hpo.train.config import LORA_FIELDS, NOT_SEARCHABLE, TrainConfig
 
-__all__ = ["canonical_json", "check_search_space", "describe", "search_space_problems_alone"]
+__all__ = ["adapter_problems", "canonical_json", "check_search_space", "describe", "search_space_problems_alone"]
 
 
 def canonical_json(value: Any) -> str:
@@ -26,13 +26,18 @@ def search_space_problems_alone(raw: dict[str, Any]) -> list[tuple[str, str]]:
         space = TypeAdapter(dict[str, SearchEntry]).validate_python(raw.get("search_space") or {})
     except ValidationError:
         return []
-    return check_search_space(space, sampler_name)[1]
+    try:
+        training: TrainConfig | None = TrainConfig.model_validate(raw.get("training") or {})
+    except ValidationError:
+        training = None  # its own problems are reported already
+    return check_search_space(space, sampler_name, training=training)[1]
 
 
 def check_search_space(
-    search_space: dict[str, Any], sampler_name: str | None
+    search_space: dict[str, Any], sampler_name: str | None, *, training: TrainConfig | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Check each entry against the training field it tunes; return entries coerced to the field's type."""
+    """Check each entry against the training field it tunes, and, given the training section, the LoRA fields
+    against `adapter`; return entries coerced to the field's type."""
     problems: list[tuple[str, str]] = []
     typed: dict[str, Any] = {}
     for name, entry in search_space.items():
@@ -49,6 +54,8 @@ def check_search_space(
         elif isinstance(entry, Choice):
             values = [_validated(field_check, choice) for choice in entry.choices]
             entry_problems = [(f"choices[{i}]", err) for i, (_, err) in enumerate(values) if err]
+            entry_problems += [(f"choices[{i}]", _NOT_SCALAR) for i, (value, err) in enumerate(values)
+                               if not err and not isinstance(value, _SCALARS)]
             typed[name] = Choice(choices=[value for value, _ in values])
             if len({canonical_json(v) for v, _ in values}) != len(values):
                 entry_problems.append(("choices", "lists a value twice"))
@@ -63,7 +70,36 @@ def check_search_space(
                 ("sampler -> name", f"cmaes cannot search categorical fields ({', '.join(categorical)}); "
                  "use tpe, gp, random or qmc, or give them ranges")
             )
+    if training is not None:
+        problems += adapter_problems(training, typed)
     return typed, problems
+
+
+_SCALARS = (str, int, float, bool, type(None))  # what Optuna stores as a categorical choice
+_NOT_SCALAR = "a choice must be a number or text (Optuna's categorical choices); write a list of names as one " \
+              "comma-separated string, e.g. query,value"
+
+
+def adapter_problems(training: TrainConfig, search_space: dict[str, Any]) -> list[tuple[str, str]]:
+    """A LoRA field given where `adapter` can only be full, naming both fields: searched, or fixed (in training or
+    the search space) away from its default. A default is not "given": a stored study file writes every default,
+    and an export fixes every searched field of its trial. With adapter searched over choices that hold lora, the
+    LoRA fields apply to those trials and are fine."""
+    adapter = search_space.get("adapter", training.adapter)
+    if isinstance(adapter, Range):  # refused on its own (adapter takes choices)
+        return []
+    adapters = adapter.choices if isinstance(adapter, Choice) else [adapter]
+    if set(adapters) != {"full"}:  # lora among them (fine), or a bad value (refused on its own)
+        return []
+    adapter_path = "search_space -> adapter" if "adapter" in search_space else "training -> adapter"
+    given = []
+    for name in LORA_FIELDS:
+        entry = search_space.get(name, getattr(training, name))
+        if isinstance(entry, Range | Choice) or entry != TrainConfig.model_fields[name].default:
+            given.append(f"search_space -> {name}" if name in search_space else f"training -> {name}")
+    said = "offers only full" if isinstance(adapter, Choice) else "is full (full fine-tuning, the default)"
+    return [(where, f"is a LoRA setting, but {adapter_path} {said}: set adapter: lora, search adapter over "
+                    f"choices: [full, lora], or leave {where.rsplit(' -> ', 1)[1]} out") for where in given]
 
 
 def _check_range(name: str, entry: Range, field_check: TypeAdapter) -> tuple[Range, list[tuple[str, str]]]:

@@ -83,7 +83,7 @@ def structure_problems(raw: dict[str, Any], *, source: str, base_dir: Path | Non
         if not any(path.startswith("search_space") for path, _ in problems):
             problems += search_space_problems_alone(raw)
         return None, problems
-    typed, space_problems = check_search_space(spec.search_space, spec.sampler.name)
+    typed, space_problems = check_search_space(spec.search_space, spec.sampler.name, training=spec.training)
     problems += space_problems
     spec = spec.model_copy(update={"search_space": typed})
     if base_dir is not None:

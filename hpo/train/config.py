@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["LAMBDA", "LAMBDA_NAMES", "LEGACY_LAMBDA", "NOT_SEARCHABLE", "Strict", "TrainConfig", "current_names",
-           "lambda_of", "reject_bool"]
+__all__ = ["ALL_LINEAR", "LAMBDA", "LAMBDA_NAMES", "LEGACY_LAMBDA", "LORA_FIELDS", "NOT_SEARCHABLE", "Strict",
+           "TrainConfig", "current_names", "lambda_of", "reject_bool", "target_module_names"]
 
 # λ is named for what it weighs: the target loss. Studies made before the rename stored it as `source_weight`; such
 # a study keeps that parameter name (a study never mixes both), so whatever reads λ from stored parameters reads it
@@ -44,6 +44,7 @@ def reject_bool(value: Any, annotation: Any) -> Any:
     return value
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+ALL_LINEAR = "all-linear"  # peft's name for every linear layer
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
@@ -86,6 +87,32 @@ class TrainConfig(Strict):
         128, description="Tokens per text after truncation; at most the model's positions (checked)."
     )
 
+    # What trains, and at which rate (hpo/train/adapters.py).
+    adapter: Literal["full", "lora"] = Field(
+        "full", description="full: every unfrozen weight trains; lora: they stay frozen and LoRA adapters (peft) "
+                            "on the layers above freeze_depth train instead."
+    )
+    lora_r: Annotated[int, Field(ge=1, le=4096)] = Field(8, description="LoRA rank r of each adapter (adapter: lora).")
+    lora_alpha: PositiveFloat = Field(16.0, description="LoRA α: an adapter adds (α/r)·B·A to the weight it adapts.")
+    # 0, peft's default: the adapted layers keep their own dropout in training, l1/l2 are the study's regularisers,
+    # and a dropout on each adapter's input costs a mask per adapted matrix per step.
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="Dropout on each LoRA adapter's input, in [0, 1)."
+    )
+    lora_target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get an adapter: all-linear (every linear layer of the adapted layers: "
+                                  "attention and MLP), or names matched against the end of a module's path, as a list "
+                                  "or one comma-separated string (query,value)."
+    )
+    layer_lr_decay: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="ξ: layer i of L trains at learning_rate·ξ^(L−i), the embeddings at learning_rate·ξ^L; 1: "
+                         "one rate for the whole encoder."
+    )
+    pooling: Literal["mean", "cls", "last"] | None = Field(
+        None, description="How a text's states become one vector: mean, cls (first token) or last (last real token, "
+                          "for decoders); none: the model section's pooling."
+    )
+
     # How the run is carried out; fixed for a study.
     evaluations_per_epoch: Annotated[int, Field(ge=1, le=100)] = Field(
         2, description="Validation F1 is computed (and reported to the pruner) this many times an epoch."
@@ -109,8 +136,30 @@ class TrainConfig(Strict):
         None, description="A trial running longer than this is stopped and marked FAIL."
     )
     f1_average: Literal["macro", "micro", "weighted"] = "macro"
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute the trainable layers' activations during the backward pass instead of keeping "
+                           "them: less memory, more time."
+    )
+
+    @field_validator("lora_target_modules")
+    @classmethod
+    def _module_names(cls, value: str | list[str]) -> str | list[str]:
+        names = target_module_names(value)
+        if not names or not all(names):
+            raise ValueError(f"name at least one module, and no empty names (got {value!r})")
+        if ALL_LINEAR in names and len(names) > 1:
+            raise ValueError(f"{ALL_LINEAR} already names every linear layer; give it alone (got {value!r})")
+        return value
+
+
+def target_module_names(value: str | list[str]) -> list[str]:
+    """`lora_target_modules` as a list of names (["all-linear"] for all-linear): a string may list several, comma
+    separated, so that the field can be searched over strings (Optuna's categorical choices are scalars)."""
+    return [name.strip() for name in value.split(",")] if isinstance(value, str) else list(value)
 
 
 # Fields that define how a run is carried out rather than what is tuned.
 NOT_SEARCHABLE = frozenset({"evaluations_per_epoch", "seed", "device", "precision", "time_limit_s", "f1_average",
-                            "reuse_activations"})
+                            "reuse_activations", "gradient_checkpointing"})
+# Fields that mean something only when `adapter` is lora.
+LORA_FIELDS = tuple(name for name in TrainConfig.model_fields if name.startswith("lora_"))

@@ -5,8 +5,10 @@ objective raises `optuna.TrialPruned` there); a search's per-trial time limit en
 way. The value of a run is the best validation F1 it saw.
 
 With a freeze depth k >= 1 the frozen layers' outputs are computed once and reused (activations.py): a step runs
-only the layers above k. fp16 runs with a gradient scaler; `max_grad_norm` clips. On a GPU the loss is checked
-for NaN/inf every CHECK_EVERY steps and at each evaluation, not every step: each check is a host sync.
+only the layers above k. What trains at which rate (LoRA adapters or every unfrozen weight; one rate, or one a layer
+under `layer_lr_decay`) is adapters.py's; the penalty weighs what trains (loss.py). fp16 runs with a gradient
+scaler; `max_grad_norm` clips. On a GPU the loss is checked for NaN/inf every CHECK_EVERY steps and at each
+evaluation, not every step: each check is a host sync.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from hpo.train.activations import Reuse, ReuseStats, reuse_off_reason
+from hpo.train.adapters import lora_factors, parameter_groups
 from hpo.train.batches import bucketed_batches, collate, lr_factor, source_stream
 from hpo.train.config import TrainConfig
 from hpo.train.loss import penalty, transfer_loss
@@ -167,7 +170,8 @@ def train(
     where: Placement | None = None,
     result: TrainResult | None = None,
 ) -> TrainResult:
-    """Fine-tune `model` (frozen as `config.freeze_depth` says, by `TransferModel.freeze`) on the target (and the
+    """Fine-tune `model` (frozen as `config.freeze_depth` says, by `TransferModel.freeze`, and with LoRA adapters
+    when `config.adapter` is lora, by `adapters.add_lora`: as `Workbench.new_model` makes it) on the target (and the
     source while λ < 1); evaluate `evaluations_per_epoch` times an epoch. Raises NonFiniteLoss, or whatever
     `on_eval` or `on_step` raises; `result`, when given, is filled as the run goes, so a caller whose `on_eval`
     stops the run still has what it recorded."""
@@ -182,12 +186,16 @@ def train(
     reuse = None if off else Reuse(model, config.freeze_depth, pad_id=pad_id, device=device, autocast=autocast)
     encoder_params, head_params = model.encoder_parameters(), model.head_parameters()
     params = encoder_params + head_params
-    references: list[torch.Tensor | None] = [None] * len(params)
-    if config.penalty_reference == "pretrained":  # L2-SP: distance from where the encoder started
+    adapters = lora_factors(model.encoder)  # LoRA: the penalty weighs each adapter's ΔW (loss.py), not θ - θ₀
+    if encoder_params and (config.adapter == "lora") != bool(adapters):  # a model made for another config
+        raise ValueError(f"adapter is {config.adapter} but the model {'carries' if adapters else 'has no'} LoRA "
+                         "adapters: make it with Workbench.new_model (or adapters.add_lora)")
+    penalised = head_params if adapters else params
+    references: list[torch.Tensor | None] = [None] * len(penalised)
+    if config.penalty_reference == "pretrained" and not adapters:  # L2-SP: distance from where the encoder started
         references = [p.detach().clone() for p in encoder_params] + [None] * len(head_params)
     optimizer = torch.optim.AdamW(
-        [{"params": encoder_params, "lr": config.learning_rate},
-         {"params": head_params, "lr": config.learning_rate * config.head_lr_multiplier}],
+        parameter_groups(model, config),
         weight_decay=config.weight_decay,
         fused=True,  # one kernel for all parameters: 29 ms a step for MiniLM on this CPU, against 142 ms looped
     )
@@ -217,7 +225,7 @@ def train(
                     kwargs, labels = source_inputs(next(sources))
                     source_ce = F.cross_entropy(model(**kwargs, task="source").float(), labels)
             stepper(transfer_loss(target_ce, source_ce, config.target_weight,
-                                  penalty(params, references, config.l1, config.l2)))
+                                  penalty(penalised, references, config.l1, config.l2, adapters)))
             step += 1
             samples += len(rows)
             if on_step is not None:

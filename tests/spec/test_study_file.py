@@ -226,6 +226,74 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert "low (5) must be below high (2)" in problem_line(error, "search_space -> epochs")
 
 
+# -- LoRA, layer-wise decay and the other fields of "Today's transfer" ---------------------------------------
+
+
+@pytest.mark.parametrize(("fields", "field_path", "adapter_path"), [
+    ({"training": {"lora_r": 16}}, "training -> lora_r", "training -> adapter"),
+    ({"training": {"adapter": "full"}, "search_space": {"lora_alpha": {"low": 8, "high": 64}}},
+     "search_space -> lora_alpha", "training -> adapter"),
+    ({"training": {"lora_target_modules": "query,value"}, "search_space": {"adapter": {"choices": ["full"]}}},
+     "training -> lora_target_modules", "search_space -> adapter"),
+    ({"search_space": {"adapter": "full", "lora_dropout": 0.1}}, "search_space -> lora_dropout",
+     "search_space -> adapter"),
+])
+def test_a_lora_field_where_adapter_can_only_be_full_is_refused_naming_both(
+    tmp_path: Path, fields: dict[str, Any], field_path: str, adapter_path: str
+) -> None:
+    line = problem_line(spec_error(study(tmp_path, **fields)), field_path)
+    assert f"is a LoRA setting, but {adapter_path}" in line
+    assert "set adapter: lora" in line
+
+
+@pytest.mark.parametrize("fields", [
+    {"training": {"adapter": "lora", "lora_r": 16}, "search_space": {"lora_alpha": {"low": 8.0, "high": 64.0}}},
+    {"search_space": {"adapter": {"choices": ["full", "lora"]}, "lora_r": {"low": 4, "high": 32, "log": True},
+                      "lora_dropout": 0.1}},
+])
+def test_lora_fields_are_accepted_where_some_trial_runs_lora(tmp_path: Path, fields: dict[str, Any]) -> None:
+    spec = load_spec(study(tmp_path, **fields))
+    assert set(fields.get("search_space", {})) <= set(spec.search_space)
+
+
+def test_a_stored_full_study_loads_again_with_every_lora_default_written(tmp_path: Path) -> None:
+    from hpo.spec import dump_spec, spec_from_text
+
+    spec = load_spec(study(tmp_path))
+    text = dump_spec(spec)
+    assert "adapter: full" in text and "lora_r: 8" in text
+    assert spec_from_text(text, source="stored").training == spec.training
+
+
+def test_lora_target_modules_are_searched_as_text(tmp_path: Path) -> None:
+    space = {"lora_target_modules": {"choices": ["all-linear", ["query", "value"]]}}
+    error = spec_error(study(tmp_path, training={"adapter": "lora"}, search_space=space))
+    line = problem_line(error, "search_space -> lora_target_modules -> choices[1]")
+    assert "comma-separated string" in line
+    space = {"lora_target_modules": {"choices": ["all-linear", "query,value"]}}
+    spec = load_spec(study(tmp_path, training={"adapter": "lora"}, search_space=space))
+    assert spec.search_space["lora_target_modules"].choices == ["all-linear", "query,value"]
+
+
+@pytest.mark.parametrize(("name", "value", "bound"), [
+    ("layer_lr_decay", 0, "greater than 0"), ("layer_lr_decay", 1.5, "less than or equal to 1"),
+    ("lora_r", 0, "greater than or equal to 1"), ("lora_alpha", 0, "greater than 0"),
+    ("lora_dropout", 1.0, "less than 1"), ("lora_target_modules", "query,,value", "no empty names"),
+    ("pooling", "max", "'mean', 'cls' or 'last'"),
+])
+def test_new_training_fields_refuse_values_outside_their_range(tmp_path: Path, name: str, value: Any,
+                                                               bound: str) -> None:
+    line = problem_line(spec_error(study(tmp_path, training={"adapter": "lora", name: value})), f"training -> {name}")
+    assert bound in line
+
+
+def test_layer_decay_and_pooling_are_searched_and_checkpointing_is_fixed(tmp_path: Path) -> None:
+    space = {"layer_lr_decay": {"low": 0.6, "high": 1.0}, "pooling": {"choices": ["mean", "cls"]}}
+    assert set(load_spec(study(tmp_path, search_space=space)).searched()) == set(space)
+    error = spec_error(study(tmp_path, search_space={"gradient_checkpointing": {"choices": [True, False]}}))
+    assert "is fixed for a study" in problem_line(error, "search_space -> gradient_checkpointing")
+
+
 # -- freeze depth against the model --------------------------------------------------------------------------
 
 
