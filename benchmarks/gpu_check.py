@@ -61,9 +61,7 @@ def prepare(dry_run: bool) -> int:
             shutil.copy(wheel, CARRY / "wheels")
     _model_files(source, CARRY / "model")
     _fp16_weights(source / "model.safetensors", CARRY / "model" / "model.safetensors")
-    from hpo.train.corpora import WHEEL
-
-    corpus_dir = CARRY / "cache" / "corpora" / WHEEL.replace("==", "-")
+    corpus_dir = CARRY / "cache" / "corpora" / corpora[0].parent.name  # the folder the cache keeps them in
     corpus_dir.mkdir(parents=True)
     for path in corpora:
         shutil.copy(path, corpus_dir / path.name)
