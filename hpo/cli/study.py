@@ -47,8 +47,10 @@ def validate(
     console.print(dump_spec(checked.spec), highlight=False, markup=False)
     if checked.data is not None:
         task, spec = checked.data, checked.spec
+        source = f"{len(task.source)} docs, {len(task.source.label_names)} classes" if task.source is not None else \
+            f"searched over {', '.join(spec.source_candidates())} (each checked)" if spec.searches_source else "none"
         console.print(
-            f"data: source {spec.source.label} {len(task.source)} docs, {len(task.source.label_names)} classes; "
+            f"data: source {', '.join(spec.source_candidates())} {source}; "
             f"target {spec.target.label} {len(task.target_train)} train + {len(task.target_val)} validation, "
             f"{len(task.target_train.label_names)} classes", highlight=False, soft_wrap=True,
         )

@@ -27,12 +27,15 @@ def prepare(study_file: Path, cache: Path | None = None) -> list[str]:
     done.append(f"model: {spec.model.id} -> {resolve_model_path(spec.model.id, download=True)}")
     bench = open_workbench(spec, str(study_file))
     data = bench.data
-    done.append(f"data: source {spec.source.label} ({len(data.source)} docs), target {spec.target.label} "
+    sources = {key: bench.source(key) for key in spec.source_candidates()}  # every candidate a worker may draw
+    described = ", ".join(f"{key} ({len(corpus)} docs)" if corpus is not None else key
+                          for key, corpus in sources.items())
+    done.append(f"data: source {described}, target {spec.target.label} "
                 f"({len(data.target_train)} train + {len(data.target_val)} validation)")
     lengths = _max_lengths(spec)
     for length in lengths:
-        for split in ("source", "train", "val"):
-            bench.encoded(split, length)
+        for corpus in [*(c for c in sources.values() if c is not None), data.target_train, data.target_val]:
+            bench.encoded(corpus, length)
     done.append(f"tokenised: max length {', '.join(map(str, lengths))}" if lengths else
                 "tokenised: nothing (max_length is searched over a range; workers tokenise on first use)")
     return done

@@ -4,7 +4,7 @@ the one wrapper that keeps the study's share of target-only trials (space.py).""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo.spec import PrunerSpec, SamplerSpec
@@ -18,10 +18,10 @@ __all__ = ["make_pruner", "make_sampler"]
 
 def make_sampler(
     spec: SamplerSpec, seed: int, target_only_share: float | None = None, study: optuna.Study | None = None,
-    lambda_param: str = LAMBDA,
+    target_only: Mapping[str, object] | None = None,
 ) -> optuna.samplers.BaseSampler:
-    """The study file's sampler; with a target-only share, wrapped to keep that share of the whole `study` (whose
-    λ is stored as `lambda_param`)."""
+    """The study file's sampler; with a target-only share, wrapped to keep that share of the whole `study`, each
+    reserved trial fixing `target_only` (default λ = 1; see hpo.search.space.target_only_params)."""
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -41,11 +41,11 @@ def make_sampler(
         return sampler
     if study is None:
         raise ValueError("a target-only share is kept over a study: pass study=")
-    return _target_only_share_sampler(sampler, target_only_share, study, lambda_param)
+    return _target_only_share_sampler(sampler, target_only_share, study, dict(target_only or {LAMBDA: 1.0}))
 
 
 def _target_only_share_sampler(
-    base: optuna.samplers.BaseSampler, share: float, whole: optuna.Study, lambda_param: str
+    base: optuna.samplers.BaseSampler, share: float, whole: optuna.Study, target_only: dict[str, object]
 ) -> optuna.samplers.BaseSampler:
     """Decides before each trial whether it is target only; such a trial is sampled by Optuna's
     PartialFixedSampler with λ fixed to 1, every other one by `base`. The decision is taken once the trial
@@ -69,7 +69,7 @@ def _target_only_share_sampler(
             # in the trial's "fixed_params" system attribute.
             queued = bool(trial.system_attrs.get("fixed_params"))
             fixed = not queued and wants_target_only(share, *target_only_tally(whole, trial.number))
-            self._sampler = optuna.samplers.PartialFixedSampler({lambda_param: 1.0}, base) if fixed else base
+            self._sampler = optuna.samplers.PartialFixedSampler(target_only, base) if fixed else base
             self._sampler.before_trial(study, trial)
 
         def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any:

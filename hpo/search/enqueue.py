@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, ValidationError, model_validator
 
 from hpo.errors import HpoError
+from hpo.search.space import SOURCE
 from hpo.spec import Choice, ExportedFrom, Range, StudySpec
 from hpo.spec.checks import describe
 from hpo.spec.models import older_export_names
@@ -67,6 +68,11 @@ def enqueued_configs(document: dict[str, Any], spec: StudySpec, source: str) -> 
     configs = [current_names(config.params) for config in exported.configs]
     for number, params in enumerate(configs):
         for name, value in params.items():
+            if name == SOURCE and spec.searches_source:
+                if value not in spec.source_candidates():
+                    raise HpoError(f"{source}: config {number} has source = {value!r}, not one of study "
+                                   f"{spec.name!r}'s candidate sources ({', '.join(spec.source_candidates())})")
+                continue
             entry = searched.get(name)
             if entry is None:
                 raise HpoError(f"{source}: config {number} sets {name}, which study {spec.name!r} does not search "

@@ -115,7 +115,8 @@ class Objective:
 
     def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any,
              run: TrainResult) -> Any:
-        model = self.bench.new_model(config)
+        source = self.spec.trial_source(trial.params)
+        model = self.bench.new_model(config, source)
         trial.set_user_attr("trainable_params", sum(p.numel() for p in model.parameters() if p.requires_grad))
         started = time.monotonic()
 
@@ -133,7 +134,8 @@ class Objective:
             if limit is not None and time.monotonic() - started > limit:
                 raise TimeLimitExceeded(f"passed the time limit of {limit:g} s at step {step}")
 
-        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run)[1]
+        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run,
+                              source=source)[1]
 
 
 def _taken_over(trial: optuna.Trial) -> TrialTakenOver:

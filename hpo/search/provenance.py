@@ -35,8 +35,10 @@ def summary(record: Provenance) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in packages.items()
                          if version and name in ("transfer-hpo", "torch", "transformers", "optuna"))
     commit = f"; git {record.git_commit[:10]}" if record.git_commit else ""
-    return (f"{model.get('id')} ({model.get('pooling')} pooling); source "
-            f"{data['source']['name']} ({data['source']['train']} docs) -> target {data['target']['name']} "
+    source = data["source"]
+    source = f"{source['name']} ({source['train']} docs)" if "name" in source else \
+        f"searched over {', '.join(source['candidates'])}"
+    return (f"{model.get('id')} ({model.get('pooling')} pooling); source {source} -> target {data['target']['name']} "
             f"({data['target']['train']} train, {data['target']['validation']} validation); {versions}{commit}; "
             f"created {record.created_at}; study file sha256 {record.spec_sha256[:12]}")
 

@@ -18,12 +18,16 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from hpo.spec import Choice, Range, StudySpec
+from hpo.spec.sources import NO_SOURCE
 from hpo.train.config import LAMBDA, LEGACY_LAMBDA, LORA_FIELDS, TrainConfig, lambda_of
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["is_target_only", "lambda_name", "suggest", "target_only_share", "wants_target_only"]
+__all__ = ["SOURCE", "is_target_only", "lambda_name", "suggest", "target_only_params", "target_only_share",
+           "wants_target_only"]
+
+SOURCE = "source"  # the trial parameter of a study that searches its source task
 
 
 def lambda_name(search_space_record: dict[str, Any] | None) -> str:
@@ -34,13 +38,17 @@ def lambda_name(search_space_record: dict[str, Any] | None) -> str:
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec, lambda_param: str = LAMBDA) -> TrainConfig:
-    """Sample the trial's parameters (λ under the study's name for it) and return its training config. The LoRA
-    fields are conditional: a trial whose `adapter` is `full` does not sample them (values it would not use would
-    only mislead the sampler and the reports)."""
+    """Sample the trial's parameters (λ under the study's name for it; the source task, as the parameter `source`,
+    when the study searches it) and return its training config. Conditional fields are sampled only where they
+    count: the LoRA fields only in trials whose `adapter` is `lora`, λ only in trials with a source."""
     values: dict[str, object] = {}
+    if spec.searches_source:
+        values[SOURCE] = trial.suggest_categorical(SOURCE, list(spec.source_candidates()))
     searched = spec.searched()
     for name, entry in sorted(searched.items(), key=lambda item: item[0] in LORA_FIELDS):  # adapter first
         if name in LORA_FIELDS and values.get("adapter", spec.base_config().adapter) != "lora":
+            continue
+        if name == LAMBDA and spec.trial_source(values) == NO_SOURCE:
             continue
         stored = lambda_param if name == LAMBDA else name
         if isinstance(entry, Choice):
@@ -50,7 +58,7 @@ def suggest(trial: optuna.Trial, spec: StudySpec, lambda_param: str = LAMBDA) ->
                                                log=entry.log)
         else:
             values[stored] = trial.suggest_float(stored, entry.low, entry.high, step=entry.step, log=entry.log)
-    config = spec.trial_config(values)
+    config = spec.trial_config(values)  # a trial without a source trains at λ = 1
     if config.target_weight == 1.0:  # recorded, so that counts and reports need not infer it from λ
         trial.set_user_attr("target_only", True)
     return config
@@ -58,6 +66,14 @@ def suggest(trial: optuna.Trial, spec: StudySpec, lambda_param: str = LAMBDA) ->
 
 def is_target_only(trial: optuna.trial.FrozenTrial) -> bool:
     return bool(trial.user_attrs.get("target_only")) or lambda_of(trial.params) == 1.0
+
+
+def target_only_params(spec: StudySpec, lambda_param: str) -> dict[str, object]:
+    """What a reserved target-only trial fixes: λ = 1, and no source where `none` is a candidate source."""
+    fixed: dict[str, object] = {lambda_param: 1.0}
+    if spec.searches_source and NO_SOURCE in spec.source_candidates():
+        fixed[SOURCE] = NO_SOURCE
+    return fixed
 
 
 def target_only_share(spec: StudySpec) -> float | None:

@@ -121,7 +121,7 @@ def run_study(
     from hpo.search.algorithms import make_pruner, make_sampler
     from hpo.search.objective import Objective  # imports torch: only when a study runs
     from hpo.search.progress import LiveDisplay
-    from hpo.search.space import target_only_share
+    from hpo.search.space import target_only_params, target_only_share
 
     started = time.monotonic()
     console = console or Console()
@@ -147,7 +147,8 @@ def run_study(
         return RunResult(study, target.display, budget, time.monotonic() - started, message)
     counts = count_states(study)
     seed = worker_seed(spec.training.seed, sum(counts.values()))
-    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec), study, lambda_param)
+    study.sampler = make_sampler(spec.sampler, seed, target_only_share(spec), study,
+                                 target_only_params(spec, lambda_param))
     with console.status("loading the model…"):
         bench.bundle  # noqa: B018 - loaded now, under the status line, not inside the first trial
     console.print(f"study [bold]{spec.name}[/] · storage {target.display} · "
@@ -175,7 +176,7 @@ def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbenc
     from hpo.spec import stored_provenance
     from hpo.storage import store_provenance
 
-    current = provenance(spec, spec_text, bench.data.fingerprint(spec.source, spec.target))
+    current = provenance(spec, spec_text, bench.data.fingerprint(spec.source_candidates(), spec.target))
     stored = stored_provenance(study)
     created_with = lambda_name((stored or current).search_space)
     if stored is None:

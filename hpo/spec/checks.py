@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from hpo.spec.models import SEARCHABLE, Choice, Range, SearchEntry, StudySpec
+from hpo.spec.models import ENTRY_TAGS, SEARCHABLE, Choice, Range, SearchEntry, StudySpec
+from hpo.spec.sources import SOURCE_TAGS
 from hpo.train.config import LORA_FIELDS, NOT_SEARCHABLE, TrainConfig
 
 __all__ = ["adapter_problems", "canonical_json", "check_search_space", "describe", "search_space_problems_alone"]
@@ -185,11 +186,12 @@ _UNION_MEMBERS = {"int", "float", "str", "bool", "constrained-int", "constrained
 
 
 def describe(err: dict[str, Any]) -> tuple[str, str]:
-    loc = tuple(str(part) for part in err["loc"] if part not in ("range", "choices", "fixed"))
+    loc = tuple(str(part) for part in err["loc"] if part not in (*ENTRY_TAGS, *SOURCE_TAGS))
     loc = tuple(p for p in loc if not p.startswith(("function-", "tagged-union")) and p not in _UNION_MEMBERS)
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1]) if loc[0] != "search_space" else (Choice if "choices" in err["loc"] else Range)
+        parent = _model_at(loc[:-1]) if loc[0] != "search_space" else \
+            (Choice if "choice-entry" in err["loc"] else Range)
         valid = f"; valid fields: {', '.join(parent.model_fields)}" if parent else ""
         return " -> ".join(loc), f"unknown field{valid}"
     message = err["msg"]
@@ -207,7 +209,8 @@ def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        members = getattr(annotation, "__args__", ())  # a union's members, each maybe Annotated with its tag
+        candidates = [annotation, *members, *(getattr(member, "__origin__", None) for member in members)]
         nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if not nested:
             return None

@@ -12,11 +12,12 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 
 from hpo.errors import HpoError
 from hpo.spec.names import MAX_NAME_LENGTH, NAME_PATTERN
-from hpo.train.config import NOT_SEARCHABLE, Strict, TrainConfig, current_names
+from hpo.spec.sources import NO_SOURCE, SourceChoices, SourceEntry, source_key
+from hpo.train.config import LAMBDA, NOT_SEARCHABLE, Strict, TrainConfig, current_names
 from hpo.train.sources import DatasetSpec, ModelSpec
 
-__all__ = ["SEARCHABLE", "Choice", "ExportedFrom", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry", "StudySpec",
-           "older_export_names", "study_level_problems"]
+__all__ = ["ENTRY_TAGS", "SEARCHABLE", "Choice", "ExportedFrom", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry",
+           "StudySpec", "older_export_names", "study_level_problems"]
 
 MAX_TIMEOUT_S = 365 * 24 * 3600  # a deadline past a year is a typo (1.0e308 overflowed the date after storing)
 SEARCHABLE = tuple(name for name in TrainConfig.model_fields if name not in NOT_SEARCHABLE)
@@ -40,14 +41,18 @@ class Choice(Strict):
 
 def _entry_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "choices" if "choices" in value else "range"
+        return "choice-entry" if "choices" in value else "range-entry"
     if isinstance(value, Range | Choice):
-        return "choices" if isinstance(value, Choice) else "range"
-    return "fixed"
+        return "choice-entry" if isinstance(value, Choice) else "range-entry"
+    return "fixed-entry"
+
+
+# The tags name the union's members in pydantic's error locations; hpo/spec/checks.py leaves them out of field paths.
+ENTRY_TAGS = ("range-entry", "choice-entry", "fixed-entry")
 
 
 SearchEntry = Annotated[
-    Annotated[Range, Tag("range")] | Annotated[Choice, Tag("choices")] | Annotated[Any, Tag("fixed")],
+    Annotated[Range, Tag("range-entry")] | Annotated[Choice, Tag("choice-entry")] | Annotated[Any, Tag("fixed-entry")],
     Discriminator(_entry_kind),
 ]
 
@@ -134,7 +139,7 @@ def older_export_names(value: Any) -> Any:
 class StudySpec(Strict):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
     model: ModelSpec = ModelSpec(id="bundled:all-MiniLM-L6-v2")
-    source: DatasetSpec
+    source: SourceEntry
     target: DatasetSpec
     validation_size: Annotated[float, Field(gt=0, lt=1)] | Annotated[int, Field(ge=2)] = Field(
         0.2, description="Carved from the target's training split: a fraction, or a number of documents."
@@ -177,6 +182,20 @@ class StudySpec(Strict):
 
     # -- derived, used by the space, pruner and provenance ------------------------------------------------
 
+    def source_candidates(self) -> dict[str, DatasetSpec | None]:
+        """The candidate source tasks by key (hpo/spec/sources.py); one for a study file with one source."""
+        if isinstance(self.source, SourceChoices):
+            return self.source.candidates()
+        return {source_key(self.source): self.source}
+
+    @property
+    def searches_source(self) -> bool:
+        return len(self.source_candidates()) > 1
+
+    def trial_source(self, params: Mapping[str, Any]) -> str:
+        """The key of the source a trial trained with: its `source` parameter, or the study's only source."""
+        return str(params.get("source", next(iter(self.source_candidates()))))
+
     def searched(self) -> dict[str, Range | Choice]:
         return {k: v for k, v in self.search_space.items() if isinstance(v, Range | Choice)}
 
@@ -188,9 +207,13 @@ class StudySpec(Strict):
     def trial_config(self, params: Mapping[str, Any], **overrides: Any) -> TrainConfig:
         """The one way from a trial's parameters to what it trains with: the base config, the parameters (stored
         names read as today's: `source_weight` is `target_weight`) and `overrides` (any training field: a seed, a
-        freeze depth), validated as the training section is. HpoError for a parameter that is not a searchable
-        field, or a value its field refuses."""
+        freeze depth), validated as the training section is. A trial without a source (`source: none`) trains on
+        the target alone: λ = 1. HpoError for a parameter that is not a searchable field, or a value its field
+        refuses."""
         params = current_names(params)
+        if self.trial_source(params) == NO_SOURCE:
+            overrides = {LAMBDA: 1.0, **overrides}
+        params.pop("source", None)
         unknown = sorted(set(params) - set(SEARCHABLE)) + sorted(set(overrides) - set(TrainConfig.model_fields))
         if unknown:
             raise HpoError(f"study {self.name!r}: {', '.join(unknown)} is not a searchable training field "

@@ -48,6 +48,9 @@ def resolve_paths(spec: StudySpec, base_dir: Path) -> tuple[StudySpec, list[tupl
     """Every path of `spec` absolute, relative ones taken from `base_dir` (the study file's directory); the
     problems found on the way (a local model directory that does not exist)."""
     model, problem = resolve_model(spec.model, base_dir)
-    updates = {"model": model, "source": resolve_dataset(spec.source, base_dir),
-               "target": resolve_dataset(spec.target, base_dir)}
+    source = spec.source if isinstance(spec.source, DatasetSpec) else spec.source.model_copy(update={"choices": [
+        resolve_dataset(choice, base_dir) if isinstance(choice, DatasetSpec) else choice
+        for choice in spec.source.choices]})
+    updates = {"model": model, "source": resolve_dataset(source, base_dir) if isinstance(source, DatasetSpec)
+               else source, "target": resolve_dataset(spec.target, base_dir)}
     return spec.model_copy(update=updates), [("model -> id", problem)] if problem else []

@@ -83,6 +83,11 @@ class TrainConfig(Strict):
     )
     epochs: Annotated[int, Field(ge=1, le=1000)] = Field(3, description="Passes over the target training split.")
     batch_size: Annotated[int, Field(ge=1, le=65536)] = Field(16, description="Target (and source) examples per step.")
+    source_batches_per_step: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, description="Source batches (batch_size each) per target batch while λ < 1: with a small target, one "
+                       "source batch a step shows the source task little (64 documents, batch 16, 3 epochs: 192 "
+                       "source examples in all)."
+    )
     max_length: Annotated[int, Field(ge=8, le=131072)] = Field(
         128, description="Tokens per text after truncation; at most the model's positions (checked)."
     )

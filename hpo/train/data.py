@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -51,13 +52,23 @@ class Corpus:
 
 @dataclass(frozen=True)
 class TaskData:
-    source: Corpus
+    """The target's training and validation splits, and the study's source task when it has exactly one (None when
+    it searches several, loaded as trials draw them, or has none)."""
+
+    source: Corpus | None
     target_train: Corpus
     target_val: Corpus
 
-    def fingerprint(self, source_spec: DatasetSpec, target_spec: DatasetSpec) -> dict[str, Any]:
+    def fingerprint(self, sources: Mapping[str, DatasetSpec | None], target_spec: DatasetSpec) -> dict[str, Any]:
+        """What the data a study was created with is: the loaded source's size and content hash (the candidates'
+        keys when the source is searched: they load later, if a trial draws them), the target's."""
+        if self.source is not None:
+            (source_spec,) = [spec for spec in sources.values() if spec is not None]
+            source = {"name": source_spec.label, "train": len(self.source), "hash": self.source.content_hash}
+        else:
+            source = {"candidates": list(sources)}
         return {
-            "source": {"name": source_spec.label, "train": len(self.source), "hash": self.source.content_hash},
+            "source": source,
             "target": {
                 "name": target_spec.label,
                 "train": len(self.target_train),
@@ -69,11 +80,12 @@ class TaskData:
         }
 
 
-def load_task_data(source: DatasetSpec, target: DatasetSpec, *, validation_size: float | int, seed: int) -> TaskData:
-    """Read both training splits, subsample them, and take the target's validation split: its own (validation_path,
-    validation_split), or carved from its training split (stratified, seeded)."""
-    return TaskData(load_corpus(source, "source", seed), *target_splits(target, validation_size=validation_size,
-                                                                        seed=seed))
+def load_task_data(source: DatasetSpec | None, target: DatasetSpec, *, validation_size: float | int,
+                   seed: int) -> TaskData:
+    """Read both training splits (no source: None), subsample them, and take the target's validation split: its own
+    (validation_path, validation_split), or carved from its training split (stratified, seeded)."""
+    corpus = load_corpus(source, "source", seed) if source is not None else None
+    return TaskData(corpus, *target_splits(target, validation_size=validation_size, seed=seed))
 
 
 def target_splits(target: DatasetSpec, *, validation_size: float | int, seed: int) -> tuple[Corpus, Corpus]:

@@ -221,9 +221,12 @@ def train(
                 kwargs, labels = target_inputs(rows)
                 target_ce = F.cross_entropy(model(**kwargs, task="target").float(), labels)
                 source_ce = None
-                if source_inputs is not None:
-                    kwargs, labels = source_inputs(next(sources))
-                    source_ce = F.cross_entropy(model(**kwargs, task="source").float(), labels)
+                if source_inputs is not None:  # the mean over k batches: the cross-entropy of k × batch_size examples
+                    losses = []
+                    for _ in range(config.source_batches_per_step):
+                        kwargs, labels = source_inputs(next(sources))
+                        losses.append(F.cross_entropy(model(**kwargs, task="source").float(), labels))
+                    source_ce = torch.stack(losses).mean() if len(losses) > 1 else losses[0]
             stepper(transfer_loss(target_ce, source_ce, config.target_weight,
                                   penalty(penalised, references, config.l1, config.l2, adapters)))
             step += 1

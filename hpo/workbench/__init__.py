@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from hpo.errors import SpecError
+from hpo.errors import DataError, SpecError
 from hpo.spec import Range, StudySpec
 from hpo.train.config import TrainConfig
-from hpo.train.sources import ModelSpec
+from hpo.train.sources import DatasetSpec, ModelSpec
 from hpo.workbench.checks import StudyCheck, check_study_file, data_problems, model_problems, study_warnings
 
 if TYPE_CHECKING:
@@ -29,13 +29,15 @@ __all__ = ["BestFit", "StudyCheck", "Workbench", "check_study_file", "open_workb
 
 def open_workbench(spec: StudySpec, source: str) -> Workbench:
     """Check the model against the study and load its data, every problem of both reported at once (SpecError
-    naming `source`, the study file); the encoder loads on first use."""
-    task, problems = data_problems(spec.source, spec.target, validation_size=spec.validation_size,
-                                   seed=spec.training.seed)
+    naming `source`, the study file); the encoder loads on first use, and so does each candidate source of a
+    study that searches the source (a source no trial draws is never loaded)."""
+    candidates = spec.source_candidates()
+    eager = None if spec.searches_source else next(iter(candidates.values()))
+    task, problems = data_problems(eager, spec.target, validation_size=spec.validation_size, seed=spec.training.seed)
     problems = model_problems(spec.model, _Highest(spec)) + problems
     if problems or task is None:
         raise SpecError(source, problems)
-    return Workbench(spec.model, task)
+    return Workbench(spec.model, task, candidates, spec.training.seed)
 
 
 class _Highest:
@@ -62,8 +64,25 @@ class BestFit:
 @dataclass
 class Workbench:
     model_spec: ModelSpec
-    data: TaskData
+    data: TaskData  # the target's splits, and the study's one source when it searches none
+    sources: dict[str, DatasetSpec | None] = field(default_factory=dict)  # candidate sources by key
+    seed: int = 0
     _tokenizer_key: str = field(default="", repr=False)
+    _loaded: dict[str, Corpus | None] = field(default_factory=dict, repr=False)
+
+    def source(self, key: str | None = None) -> Corpus | None:
+        """The training split of the source task `key` (None: the study's only one), loaded the first time a trial
+        draws it and kept for the process; None for `none` (target only)."""
+        if key is None or not self.sources or (len(self.sources) == 1 and key in self.sources):
+            return self.data.source
+        if key not in self._loaded:
+            from hpo.train.data import load_corpus
+
+            if key not in self.sources:
+                raise DataError(f"no candidate source {key!r} in this study (candidates: {', '.join(self.sources)})")
+            dataset = self.sources[key]
+            self._loaded[key] = None if dataset is None else load_corpus(dataset, "source", self.seed)
+        return self._loaded[key]
 
     @cached_property
     def bundle(self) -> EncoderBundle:
@@ -73,12 +92,12 @@ class Workbench:
         return load_encoder(self.model_spec)
 
     def encoded(self, corpus: Corpus | str, max_length: int) -> Encoded:
-        """Token ids of a corpus (or of "source", "train", "val"), tokenised once per max length (`encode` keeps
-        them in the process and on disk)."""
+        """Token ids of a corpus (or of the target's "train" or "val" split), tokenised once per max length
+        (`encode` keeps them in the process and on disk: a cache per corpus, so per candidate source too)."""
         from hpo.train.tokens import encode, tokenizer_fingerprint
 
         if isinstance(corpus, str):
-            corpus = {"source": self.data.source, "train": self.data.target_train, "val": self.data.target_val}[corpus]
+            corpus = {"train": self.data.target_train, "val": self.data.target_val}[corpus]
         if not self._tokenizer_key:
             self._tokenizer_key = tokenizer_fingerprint(self.bundle.tokenizer)
         return encode(self.bundle.tokenizer, self._tokenizer_key, corpus, max_length)
@@ -88,7 +107,7 @@ class Workbench:
         """What batches are padded with: the pad token `load_encoder` chose (never a token inside a text)."""
         return self.bundle.pad_id
 
-    def new_model(self, config: TrainConfig) -> TransferModel:
+    def new_model(self, config: TrainConfig, source: str | None = None) -> TransferModel:
         """A fresh model for `config`: the encoder copied, new heads seeded by `config.seed`, pooled as it says (or
         as the model section does), frozen as it says, with LoRA adapters above the frozen layers and gradient
         checkpointing when it asks for them."""
@@ -98,8 +117,10 @@ class Workbench:
         from hpo.train.model import TransferModel
 
         torch.manual_seed(config.seed)  # the same heads for the same seed, whatever ran before
+        corpus = self.source(source)
         model = TransferModel(self.bundle.fresh_encoder(), len(self.data.target_train.label_names),
-                              len(self.data.source.label_names), config.pooling or self.model_spec.pooling)
+                              len(corpus.label_names) if corpus is not None else 1,
+                              config.pooling or self.model_spec.pooling)
         model.freeze(config.freeze_depth)
         if config.adapter == "lora":  # after the heads: the same seed gives full and LoRA trials the same heads
             add_lora(model, config)
@@ -110,17 +131,18 @@ class Workbench:
     def fit(
         self, config: TrainConfig, on_eval: Callable[[Evaluation], None], *, model: TransferModel | None = None,
         train_corpus: Corpus | None = None, on_step: Callable[[int, int], None] | None = None,
-        where: Placement | None = None, result: TrainResult | None = None,
+        where: Placement | None = None, result: TrainResult | None = None, source: str | None = None,
     ) -> tuple[TransferModel, TrainResult]:
-        """Fine-tune a fresh model (or `model`) on the target train split (or `train_corpus`), validating on the
-        target validation split."""
+        """Fine-tune a fresh model (or `model`) on the target train split (or `train_corpus`) and the source task
+        `source` (None: the study's only one), validating on the target validation split."""
         from hpo.train.loop import train
 
-        model = model if model is not None else self.new_model(config)
-        source = self.encoded("source", config.max_length) if config.target_weight < 1 else None
+        model = model if model is not None else self.new_model(config, source)
+        corpus = self.source(source) if config.target_weight < 1 else None
+        source_data = self.encoded(corpus, config.max_length) if corpus is not None else None
         target = self.encoded(train_corpus if train_corpus is not None else "train", config.max_length)
-        result = train(config, model, target, self.encoded("val", config.max_length), source, pad_id=self.pad_id,
-                       on_eval=on_eval, on_step=on_step, where=where, result=result)
+        result = train(config, model, target, self.encoded("val", config.max_length), source_data,
+                       pad_id=self.pad_id, on_eval=on_eval, on_step=on_step, where=where, result=result)
         return model, result
 
     def predicted(self, model: TransferModel, config: TrainConfig, corpus: Corpus) -> Any:
@@ -140,10 +162,11 @@ class Workbench:
     def fit_keeping_best(
         self, config: TrainConfig, *, train_corpus: Corpus | None = None, keep_best: bool = True,
         on_eval: Callable[[Evaluation], Any] | None = None, on_step: Callable[[int, int], None] | None = None,
+        source: str | None = None,
     ) -> BestFit:
         """`fit`, then the model takes back the weights of its best validation step (unless `keep_best` is off:
         then it keeps its last weights, as for a fit on train + validation, which has nothing to pick a step by)."""
-        model = self.new_model(config)
+        model = self.new_model(config, source)
         kept: dict[str, Any] = {}
 
         def keep(evaluation: Evaluation) -> None:
@@ -152,7 +175,8 @@ class Workbench:
             if keep_best and ("best" not in kept or evaluation.f1 > kept["best"].f1):
                 kept.update(best=evaluation, state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-        model, result = self.fit(config, keep, model=model, train_corpus=train_corpus, on_step=on_step)
+        model, result = self.fit(config, keep, model=model, train_corpus=train_corpus, on_step=on_step,
+                                 source=source)
         if "state" in kept:
             model.load_state_dict(kept["state"])
         return BestFit(model, result, kept.get("best"))

@@ -27,6 +27,7 @@ from hpo.spec import (
     resolve_model,
     structure_problems,
 )
+from hpo.spec.sources import SourceChoices
 from hpo.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -56,9 +57,13 @@ def check_study_file(path: Path, *, data: bool = True) -> StudyCheck:
     problems += model_problems(sections.model, sections.highest)
     task = None
     if data:
-        task, found = data_problems(sections.source, sections.target, validation_size=sections.validation_size,
+        choices = sections.source if isinstance(sections.source, SourceChoices) else None
+        single = None if choices is not None else sections.source
+        if choices is not None and len(choices.choices) == 1 and isinstance(choices.choices[0], DatasetSpec):
+            single, choices = choices.choices[0], None
+        task, found = data_problems(single, sections.target, validation_size=sections.validation_size,
                                     seed=sections.seed)
-        problems += found
+        problems += found + (candidate_problems(choices, sections.seed) if choices is not None else [])
     if problems or spec is None:
         raise SpecError(source, list(dict.fromkeys(problems)))
     return StudyCheck(spec, text, task, study_warnings(spec))
@@ -99,9 +104,25 @@ def data_problems(source: DatasetSpec | None, target: DatasetSpec | None, *, val
                 target_splits(dataset, validation_size=validation_size, seed=seed)
         except DataError as exc:
             problems.append(_data_problem(role, str(exc)))
-    if problems or len(loaded) < 2:
+    if problems or "target" not in loaded:
         return None, problems
-    return TaskData(loaded["source"], *loaded["target"]), []
+    return TaskData(loaded.get("source"), *loaded["target"]), []
+
+
+def candidate_problems(choices: SourceChoices, seed: int) -> Problems:
+    """Every candidate source of a study that searches the source, loaded once each (`hpo validate` checks them
+    all; a run loads only those its trials draw)."""
+    from hpo.train.data import load_corpus
+
+    problems: Problems = []
+    for number, choice in enumerate(choices.choices):
+        if isinstance(choice, DatasetSpec):
+            try:
+                load_corpus(choice, "source", seed)
+            except DataError as exc:
+                path, message = _data_problem("source", str(exc))
+                problems.append((f"source -> choices -> {number}" + path.removeprefix("source"), message))
+    return problems
 
 
 def study_warnings(spec: StudySpec) -> tuple[str, ...]:
@@ -133,7 +154,7 @@ class _Sections:
         model = _alone(ModelSpec, raw.get("model", StudySpec.model_fields["model"].default.model_dump()))
         resolved, missing = resolve_model(model, base_dir) if model is not None else (None, None)
         self.model = None if missing else resolved  # a missing directory is reported already
-        self.source, self.target = (_dataset(raw.get(role), base_dir) for role in ("source", "target"))
+        self.source, self.target = _source(raw.get("source"), base_dir), _dataset(raw.get("target"), base_dir)
         size = raw.get("validation_size", StudySpec.model_fields["validation_size"].default)
         self.validation_size = size if isinstance(size, int | float) and not isinstance(size, bool) else 0.2
         seed = (raw.get("training") or {}).get("seed", 0) if isinstance(raw.get("training"), dict) else 0
@@ -162,6 +183,14 @@ def _alone(model: type[BaseModel], value: Any) -> Any:
         return model.model_validate(value)
     except ValidationError:
         return None
+
+
+def _source(value: Any, base_dir: Path) -> DatasetSpec | SourceChoices | None:
+    if isinstance(value, dict) and "choices" in value:
+        choices = _alone(SourceChoices, value)
+        return choices.model_copy(update={"choices": [resolve_dataset(c, base_dir) if isinstance(c, DatasetSpec) else c
+                                                      for c in choices.choices]}) if choices is not None else None
+    return _dataset(value, base_dir)
 
 
 def _dataset(value: Any, base_dir: Path) -> DatasetSpec | None:
