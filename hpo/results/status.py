@@ -8,6 +8,7 @@ from typing import Any
 
 from hpo.results.records import COUNT_NAMES, RECORD_ATTRS, OutputFormat, dump, trial_record
 from hpo.search.progress import clock, format_params
+from hpo.search.space import SOURCE
 
 __all__ = ["status_record", "study_status"]
 
@@ -41,7 +42,22 @@ def status_record(name: str, storage: str | None) -> dict[str, Any]:
         "retries": [{"number": r.number, "state": r.state, **{k: r.user_attrs.get(k) for k in _RETRY}}
                     for r in trial_rows(study, attrs=_RETRY, params=False) if "retry_of" in r.user_attrs],
         "poisonous": study.user_attrs.get("poisonous", []),
+        "sources": _by_source(trial_rows(study, states=("COMPLETE", "PRUNED"), attrs=()),
+                              minimize=study.direction.name == "MINIMIZE"),
     }
+
+
+def _by_source(rows: list[Any], *, minimize: bool) -> list[dict[str, Any]]:
+    """For a study that searches its source task: each candidate's trials and best value (empty otherwise)."""
+    keys = sorted({row.params[SOURCE] for row in rows if SOURCE in row.params})
+    found = []
+    for key in keys:
+        mine = [row for row in rows if row.params.get(SOURCE) == key]
+        complete = [row for row in mine if row.state == "COMPLETE" and row.value is not None]
+        best = (min if minimize else max)(complete, key=lambda row: row.value, default=None)
+        found.append({"source": key, "complete": len(complete), "pruned": len(mine) - len(complete),
+                      "best": best.value if best else None, "best_trial": best.number if best else None})
+    return found
 
 
 def _workers(rows: list[Any], beats: dict[int, float]) -> list[dict[str, Any]]:
@@ -99,6 +115,11 @@ def _tables(record: dict[str, Any]) -> Any:
         parts.append(_table("retries", ("trial", "retry of", "attempt", "why", "state"),
                             [(r["number"], r["retry_of"], r["attempt"], r["retry_reason"], r["state"])
                              for r in record["retries"]]))
+    if record["sources"]:
+        parts.append(_table("sources", ("source", "complete", "pruned", "best val F1", "trial"),
+                            [(r["source"], r["complete"], r["pruned"],
+                              f"{r['best']:.4f}" if r["best"] is not None else "-", r["best_trial"])
+                             for r in record["sources"]]))
     for poison in record["poisonous"]:
         parts.append(Text(f"poisonous parameters (failed {poison['attempts']} times, {poison['reason']}): "
                           f"{format_params(poison['params'])}", style="red"))

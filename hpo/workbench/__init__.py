@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import DataError, SpecError
 from hpo.spec import Range, StudySpec
+from hpo.spec.sources import NO_SOURCE
 from hpo.train.config import TrainConfig
 from hpo.train.sources import DatasetSpec, ModelSpec
 from hpo.workbench.checks import StudyCheck, check_study_file, data_problems, model_problems, study_warnings
@@ -73,6 +74,8 @@ class Workbench:
     def source(self, key: str | None = None) -> Corpus | None:
         """The training split of the source task `key` (None: the study's only one), loaded the first time a trial
         draws it and kept for the process; None for `none` (target only)."""
+        if key == NO_SOURCE:
+            return None
         if key is None or not self.sources or (len(self.sources) == 1 and key in self.sources):
             return self.data.source
         if key not in self._loaded:

@@ -71,3 +71,63 @@ def test_the_reserved_target_only_trials_are_the_none_source(tmp_path, tiny_mode
     reserved = [t.number for t in study.trials if t.params["source"] == "none"]
     assert {1, 3} <= set(reserved), [t.params for t in study.trials]
     assert all(t.user_attrs.get("target_only") for t in study.trials if t.params["source"] == "none")
+
+
+def test_status_and_the_report_show_the_best_value_of_each_source(tmp_path, tiny_model_dir):
+    import json
+
+    spec = _study(tmp_path, tiny_model_dir)
+    done = hpo_cli("run", str(spec), "--enqueue", str(_enqueue(tmp_path, ["a.csv", "none", "a.csv"])), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'hpo.db'}")
+    status = json.loads(hpo_cli("status", "tiny", "-f", "json", cwd=tmp_path).stdout)
+    expected = []
+    for key in ("a.csv", "none"):
+        mine = [t for t in study.trials if t.params["source"] == key]
+        best = max(mine, key=lambda t: t.value)
+        expected.append({"source": key, "complete": len(mine), "pruned": 0, "best": best.value,
+                         "best_trial": best.number})
+    assert status["sources"] == expected
+    shown = " ".join(hpo_cli("status", "tiny", cwd=tmp_path).stdout.split())
+    assert "sources" in shown and f"{expected[0]['best']:.4f}" in shown
+
+    from hpo.results.report.transfer import sources
+
+    section = sources(study, study.trials)
+    assert section is not None and section.id == "fig-sources"
+    assert f"a.csv: {expected[0]['best']:.4f} (trial {expected[0]['best_trial']})" in section.note
+
+
+def test_transfer_effect_measures_the_best_config_of_each_source(tmp_path, tiny_model_dir):
+    import io
+
+    from rich.console import Console
+
+    from hpo.results.transfer import transfer_effect
+
+    _csv(tmp_path / "b.csv", ["p", "q"] * 40)
+    spec = _study(tmp_path, tiny_model_dir, n_trials=4)
+    study_from(spec, spec, {"source": DELETE})
+    study_from(spec, spec, {"source": {"choices": [{"path": "a.csv"}, {"path": "b.csv"}, "none"]}})
+    queued = _enqueue(tmp_path, ["a.csv", "b.csv", "none", "a.csv"])
+    done = hpo_cli("run", str(spec), "--enqueue", str(queued), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    study = optuna.load_study(study_name="tiny", storage=url)
+    out = io.StringIO()
+    result = transfer_effect(study, seeds=2, output=tmp_path / "t.html", storage=url,
+                             console=Console(file=out, width=200))
+    by_source = {item["source"]: item for item in result["sources"]}
+    assert set(by_source) == {"a.csv", "b.csv"}  # none is the target-only row, not a transfer
+    best = max((t for t in study.trials if t.params["source"] != "none"), key=lambda t: t.value)
+    primary = by_source[best.params["source"]]
+    other = by_source[({"a.csv", "b.csv"} - {best.params["source"]}).pop()]
+    assert primary["row"] == "transfer" and other["row"] == f"transfer · {other['source']}"
+    assert len(result["rows"][other["row"]]["f1"]) == 2
+    assert result["rows"]["transfer"]["trial"]["trial"] == best.number
+    # the target-only row comes from a λ = 1 search that trains on no source at all
+    searched = optuna.load_study(study_name="tiny-target-only", storage=url)
+    assert all("source" not in t.params or t.params["source"] == "none" for t in searched.trials)
+    page = (tmp_path / "t.html").read_text()
+    assert 'id="source-table"' in page and 'data-source="b.csv"' in page
+    assert "source a.csv: gain" in out.getvalue() and "source b.csv: gain" in out.getvalue()

@@ -16,11 +16,13 @@ from hpo.results.report.common import (
     is_target_only,
     placeholder,
 )
+from hpo.search.space import SOURCE
+from hpo.spec.sources import NO_SOURCE
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["transfer"]
+__all__ = ["sources", "transfer"]
 
 
 def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section:
@@ -31,7 +33,7 @@ def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
     complete = {t.number for t in complete_trials(trials)}
     points = []  # (trial, λ, target only?, its best val F1); pruned trials count with what they reached
     for trial in trials:
-        weight = trial.params.get("target_weight", fixed)
+        weight = 1.0 if trial.params.get(SOURCE) == NO_SOURCE else trial.params.get("target_weight", fixed)
         value = trial.value if trial.number in complete else \
             _best_reported(trial) if trial.state.name == "PRUNED" else None
         if weight is None or value is None:
@@ -75,6 +77,35 @@ def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
                          xaxis_range=[-0.02, 1.05])
     note = _transfer_note(best_transfer, best_alone) + " Open markers: pruned trials, at the best val F1 they reached."
     return Section("fig-transfer", title, figure, note)
+
+
+def sources(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section | None:
+    """Best val F1 per candidate source task, for a study that searches its source (None for one that does not):
+    which source pays, and how many trials each got (pruned ones beside the complete)."""
+    import plotly.graph_objects as go
+
+    drawn = [t for t in trials if SOURCE in t.params and t.state.name in ("COMPLETE", "PRUNED")]
+    if not drawn:
+        return None
+    pick = min if study.direction.name == "MINIMIZE" else max
+    rows = []
+    for key in sorted({t.params[SOURCE] for t in drawn}):
+        mine = [t for t in drawn if t.params[SOURCE] == key]
+        complete = [t for t in mine if t.state.name == "COMPLETE"]
+        best = pick(complete, key=lambda t: t.value, default=None)
+        rows.append((key, best, len(complete), len(mine) - len(complete)))
+    figure = go.Figure(go.Bar(
+        x=[key for key, *_ in rows], y=[best.value if best else 0 for _, best, *_ in rows],
+        text=[f"{best.value:.4f} (trial {best.number})" if best else "no complete trial" for _, best, *_ in rows],
+        customdata=[[n, p] for *_, n, p in rows], marker_color=[COLORS["target_only"] if key == NO_SOURCE else
+                                                               COLORS["COMPLETE"] for key, *_ in rows],
+        hovertemplate="%{x}<br>best %{y:.4f}<br>%{customdata[0]} complete, %{customdata[1]} pruned<extra></extra>",
+    ))
+    figure.update_layout(height=380, xaxis_title="source task (none: the target alone, λ = 1)",
+                         yaxis_title=f"best {METRIC_LABEL}", yaxis_range=[0, 1.02])
+    note = "; ".join(f"{key}: " + (f"{best.value:.4f} (trial {best.number})" if best else "none complete") +
+                     f", {n} complete, {p} pruned" for key, best, n, p in rows) + "."
+    return Section("fig-sources", "Source tasks: best val F1 of each candidate", figure, note)
 
 
 def _best_reported(trial: optuna.trial.FrozenTrial) -> float | None:

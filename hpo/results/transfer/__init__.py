@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
-from hpo.results.transfer.choose import Picked, TargetOnlySearch, target_only_choice, transfer_choice
+from hpo.results.transfer.choose import Picked, TargetOnlySearch, target_only_choice, transfer_choices
 from hpo.results.transfer.measure import Row, fit_and_test, normalise_label, zero_shot
-from hpo.results.transfer.page import gain_line, text_table, write_outputs
+from hpo.results.transfer.page import gain_line, source_lines, text_table, write_outputs
 from hpo.results.transfer.stats import (
     CI_METHOD,
     CONFIDENCE,
@@ -41,7 +41,9 @@ from hpo.results.transfer.stats import (
     paired_gain,
     verdict,
 )
+from hpo.search.space import SOURCE
 from hpo.spec import StudySpec, stored_spec
+from hpo.spec.sources import NO_SOURCE
 from hpo.train.config import LAMBDA, current_names
 
 if TYPE_CHECKING:
@@ -56,7 +58,8 @@ __all__ = ["CONFIDENCE", "ROWS", "is_negative_transfer", "mean_ci", "normalise_l
            "paired_gain", "transfer_effect", "verdict", "write_outputs"]
 
 ROWS = ("zero-shot", "linear probe", "target only", "transfer")
-Trained = dict[str, tuple[Picked, dict[str, Any], str]]  # row -> (the trial it comes from, its params, a note)
+# row -> (the trial it comes from, its params, a note, the source it trains with: None for the study's only one)
+Trained = dict[str, tuple[Picked, dict[str, Any], str, str | None]]
 
 
 def transfer_effect(
@@ -74,44 +77,72 @@ def transfer_effect(
     console = console or Console()
     started = time.monotonic()
     spec, _ = stored_spec(study)
-    transfer = transfer_choice(study, spec)  # fails fast, before anything is trained
+    transfer = transfer_choices(study, spec)  # fails fast, before anything is trained
     with console.status("checking the model and loading data…"):
         bench = open_workbench(spec, f"study {study.study_name!r}")
         test = load_test(spec.target, bench.data.target_train.label_names)
     target_only, how = target_only_choice(study, spec, storage, console)
     with console.status("loading the model…"):
-        trained = _trained_rows(bench, transfer, target_only)
+        trained = _trained_rows(bench, spec, transfer, target_only)
     seed_list = [spec.base_config().seed + i for i in range(seeds)]
     rows = _measure(bench, spec, test, trained, seed_list, console)
     result = _result(study, spec, test, rows, seed_list, how, time.monotonic() - started)
+    result["sources"] = _by_source(spec, trained, rows)
     console.print(text_table(result))
     console.print(gain_line(result), highlight=False)
+    for line in source_lines(result):
+        console.print(line, highlight=False)
     console.print(f"[dim]{CI_METHOD}[/]", highlight=False)
     write_outputs(result, Path(output))
     console.print(f"wrote {output} and {Path(output).with_suffix('.json')}", highlight=False)
     return result
 
 
-def _trained_rows(bench: Workbench, transfer: Picked, target_only: Picked) -> Trained:
+def _trained_rows(bench: Workbench, spec: StudySpec, transfer: list[Picked], target_only: Picked) -> Trained:
+    """The trained rows: linear probe and target only (no source), the best transfer config (its own source), and,
+    where the study searched its source, the best transfer config of each other source it drew."""
     from hpo.train.model import encoder_layers
 
     depth = len(encoder_layers(bench.bundle.encoder))
-    target_only_params = {**current_names(target_only.trial.params), LAMBDA: 1.0}
-    return {
+    target_only_params = {k: v for k, v in current_names(target_only.trial.params).items() if k != SOURCE}
+    target_only_params[LAMBDA] = 1.0
+    # the source the target-only trials were built with (their source head's size shapes the random stream): the
+    # study's only one, or none where the study searched its source (its target-only search draws none)
+    alone = NO_SOURCE if spec.searches_source else None
+    rows: Trained = {
         "linear probe": (target_only, {**target_only_params, "freeze_depth": depth},
                          f"encoder frozen (freeze_depth = {depth}, every layer), λ = 1; the other fields from the "
-                         f"target-only config (trial {target_only.trial.number} of {target_only.study!r})"),
-        "target only": (target_only, target_only_params, target_only.note),
-        "transfer": (transfer, current_names(transfer.trial.params), transfer.note),
+                         f"target-only config (trial {target_only.trial.number} of {target_only.study!r})", alone),
+        "target only": (target_only, target_only_params, target_only.note, alone),
     }
+    for number, pick in enumerate(transfer):
+        key = spec.trial_source(pick.trial.params)
+        name = "transfer" if number == 0 else f"transfer · {key}"
+        rows[name] = (pick, current_names(pick.trial.params), pick.note, key if spec.searches_source else None)
+    return rows
+
+
+def _by_source(spec: StudySpec, trained: Trained, rows: dict[str, Row]) -> list[dict[str, Any]]:
+    """Each source's transfer row and its gain over target only, paired by seed (a study that searched its source;
+    empty otherwise)."""
+    if not spec.searches_source:
+        return []
+    found = []
+    for name, (_pick, _params, _note, key) in trained.items():
+        if name.startswith("transfer"):
+            mean, low, high = paired_gain(rows[name].f1, rows["target only"].f1)
+            found.append({"source": key, "row": name, "gain": {"mean": json_number(mean),
+                                                               "ci": [json_number(low), json_number(high)]},
+                          "verdict": verdict(low, high)})
+    return found
 
 
 def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, seeds: list[int],
              console: Console) -> dict[str, Row]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rows = {name: Row(name) for name in ROWS}
-    for name, (choice, params, note) in trained.items():
+    rows = {name: Row(name) for name in (*ROWS, *trained)}
+    for name, (choice, params, note, _source) in trained.items():
         rows[name].choice, rows[name].note = choice, note
         rows[name].config = spec.trial_config(params).model_dump(mode="json", exclude={"seed"})
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -120,11 +151,11 @@ def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, 
         _zero_shot_row(rows["zero-shot"], bench, spec, test, len(seeds), progress)
         progress.advance(overall)
         steps = progress.add_task("", total=None)
-        for name, (_choice, params, _note) in trained.items():
+        for name, (_choice, params, _note, source) in trained.items():
             for index, seed in enumerate(seeds, start=1):
                 progress.update(overall, description=f"{name} · seed {seed} ({index}/{len(seeds)})")
                 progress.reset(steps, total=None, description="  steps")
-                _fit_row(rows[name], bench, spec.trial_config(params, seed=seed), test, progress, steps)
+                _fit_row(rows[name], bench, spec.trial_config(params, seed=seed), test, progress, steps, source)
                 progress.advance(overall)
     return rows
 
@@ -141,11 +172,13 @@ def _zero_shot_row(row: Row, bench: Workbench, spec: StudySpec, test: Corpus, se
                            f"({time.monotonic() - tick:.0f} s)", highlight=False)
 
 
-def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Progress, steps: Any) -> None:
+def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Progress, steps: Any,
+             source: str | None) -> None:
     tick = time.monotonic()
     try:
         f1, accuracy, val_f1 = fit_and_test(
-            bench, config, test, on_step=lambda step, total: progress.update(steps, completed=step, total=total))
+            bench, config, test, on_step=lambda step, total: progress.update(steps, completed=step, total=total),
+            source=source)
     except HpoError as exc:
         raise HpoError(f"{row.name}: {exc}") from None
     row.f1.append(f1)

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
-from hpo.search.space import is_target_only
+from hpo.search.space import SOURCE, is_target_only
 from hpo.spec import StudySpec, dump_spec
+from hpo.spec.sources import NO_SOURCE, SourceChoices
 from hpo.train.config import LAMBDA, LAMBDA_NAMES
 
 if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
-__all__ = ["Picked", "TargetOnlySearch", "target_only_choice", "target_only_search", "transfer_choice"]
+__all__ = ["Picked", "TargetOnlySearch", "target_only_choice", "target_only_search", "transfer_choice",
+           "transfer_choices"]
 
 COPIED = "copied_from"  # the user attribute of a trial copied into the target-only search: "STUDY:NUMBER"
 
@@ -64,6 +66,13 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def transfer_choice(study: optuna.Study, spec: StudySpec) -> Picked:
+    """The study's best transfer config (λ < 1, with a source), whichever source it drew."""
+    return transfer_choices(study, spec)[0]
+
+
+def transfer_choices(study: optuna.Study, spec: StudySpec) -> list[Picked]:
+    """The best transfer config of each source the study drew, the best overall first (one for a study with one
+    source)."""
     complete = _complete(study)
     transfer = [t for t in complete if not is_target_only(t) and spec.trial_config(t.params).target_weight < 1.0]
     if not transfer:
@@ -71,7 +80,15 @@ def transfer_choice(study: optuna.Study, spec: StudySpec) -> Picked:
                        "there is no transfer to measure")
     note = "the study's best trial" if complete[0].number == transfer[0].number else \
         f"the best trial with λ < 1 (the study's best, trial {complete[0].number}, is target only)"
-    return Picked(transfer[0], study.study_name, note)
+    picks = [Picked(transfer[0], study.study_name, note)]
+    if spec.searches_source:
+        seen = {spec.trial_source(transfer[0].params)}
+        for trial in transfer[1:]:
+            key = spec.trial_source(trial.params)
+            if key not in seen:
+                seen.add(key)
+                picks.append(Picked(trial, study.study_name, f"the best trial with source {key}"))
+    return picks
 
 
 def target_only_choice(study: optuna.Study, spec: StudySpec, storage: str,
@@ -102,6 +119,8 @@ def target_only_search(study: optuna.Study, spec: StudySpec, storage: str,
     searched_spec = spec.model_copy(update={
         "name": name, "search_space": {**spec.search_space, LAMBDA: 1.0}, "n_trials": budget,
         "storage": None, "exported_from": None,
+        # λ = 1 trains on no source: a study that searches its source searches none here
+        **({"source": SourceChoices(choices=[NO_SOURCE])} if spec.searches_source else {}),
     })
     target = optuna.create_study(study_name=name, storage=storage, direction=spec.direction, load_if_exists=True)
     copied = _copy_own_target_only_trials(study, target)
@@ -131,8 +150,8 @@ def _copy_own_target_only_trials(study: optuna.Study, target: optuna.Study) -> i
             continue
         target.add_trial(optuna.trial.create_trial(
             state=trial.state, value=trial.value if trial.state == TrialState.COMPLETE else None,
-            params={k: v for k, v in trial.params.items() if k not in LAMBDA_NAMES},
-            distributions={k: v for k, v in trial.distributions.items() if k not in LAMBDA_NAMES},
+            params={k: v for k, v in trial.params.items() if k not in (*LAMBDA_NAMES, SOURCE)},
+            distributions={k: v for k, v in trial.distributions.items() if k not in (*LAMBDA_NAMES, SOURCE)},
             intermediate_values=dict(trial.intermediate_values),
             user_attrs={**trial.user_attrs, COPIED: key},
         ))

@@ -92,6 +92,7 @@ def zero_shot(bench: Workbench, test: Corpus, config: TrainConfig) -> tuple[floa
 
 def fit_and_test(
     bench: Workbench, config: TrainConfig, test: Corpus, *, on_step: Callable[[int, int], None] | None = None,
+    source: str | None = None,
 ) -> tuple[float, float, float]:
     """Fit `config` as a search trial would, keep the best validation step's weights, and return its test F1
     (the config's f1_average), test accuracy and the validation F1 of the step kept."""
@@ -100,7 +101,7 @@ def fit_and_test(
 
     where = placement(config)
     try:
-        fit = bench.fit_keeping_best(config, on_step=on_step)
+        fit = bench.fit_keeping_best(config, on_step=on_step, source=source)
     except NonFiniteLoss as exc:
         raise HpoError(f"seed {config.seed}: {exc}") from None
     predictions = bench.predicted(fit.model, config, test)

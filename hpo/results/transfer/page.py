@@ -11,7 +11,7 @@ from typing import Any
 from hpo.files import html_page, write_output
 from hpo.results.transfer.stats import INCONCLUSIVE, NEGATIVE, POSITIVE
 
-__all__ = ["clipped_rows", "gain_line", "text_table", "write_outputs"]
+__all__ = ["clipped_rows", "gain_line", "source_lines", "text_table", "write_outputs"]
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -67,6 +67,13 @@ def gain_line(result: dict[str, Any]) -> str:
             f"95% CI {_ci_text(gain['ci'], True)}  [{style}]{_verdict_text(result)}[/]")
 
 
+def source_lines(result: dict[str, Any]) -> list[str]:
+    """One line per candidate source (a study that searched its source): its transfer row's gain over target only."""
+    return [f"  source {item['source']}: gain {_fmt(item['gain']['mean'], True)} 95% CI "
+            f"{_ci_text(item['gain']['ci'], True)} ({item['verdict']}; row {item['row']!r})"
+            for item in result.get("sources") or []]
+
+
 def write_outputs(result: dict[str, Any], output: Path) -> None:
     """The HTML page (bar chart with error bars, the table, plotly.js inside) and the JSON beside it."""
     write_output(output, _page(result))
@@ -84,6 +91,7 @@ def _figure(result: dict[str, Any]) -> Any:
     plus = [None if r["f1_ci"][1] is None else min(r["f1_ci"][1], 1.0) - r["f1_mean"] for r in rows]
     minus = [None if r["f1_ci"][0] is None else r["f1_mean"] - max(r["f1_ci"][0], 0.0) for r in rows]
     colors = ["#7f7f7f", "#9467bd", "#2ca02c", "#1f77b4"]
+    colors += ["#6baed6"] * (len(names) - len(colors))  # the other sources' transfer rows
     figure = go.Figure(go.Bar(
         x=names, y=means, name="mean over seeds", marker_color=colors[: len(names)],
         error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "visible": True},
@@ -130,6 +138,14 @@ def _page(result: dict[str, Any]) -> str:
     clip_note = (f'<p class="method" id="clipped">The figure draws the 95% CI of {esc(", ".join(clipped))} clipped to '
                  "[0, 1] (an F1 cannot leave it); the table gives the interval as computed.</p>") if clipped else ""
     title = f"transfer effect: study {result['study']}"
+    per_source = "".join(
+        f'<tr data-source="{esc(item["source"])}"><td>{esc(item["source"])}</td><td>{esc(item["row"])}</td>'
+        f'<td class="num">{_fmt(item["gain"]["mean"], True)}</td>'
+        f'<td class="num">{esc(_ci_text(item["gain"]["ci"], True))}</td><td>{esc(item["verdict"])}</td></tr>'
+        for item in result.get("sources") or [])
+    sources = (f'<h2>Per source</h2><table id="source-table"><thead><tr><th>source</th><th>row</th>'
+               f"<th>gain over target only</th><th>95% CI</th><th>verdict</th></tr></thead><tbody>{per_source}"
+               "</tbody></table>") if per_source else ""
     return html_page(title, f"""<h1>{esc(title)}</h1>
 <p>{esc(result['metric'])} on the held-out test split of {esc(result['test']['dataset'])}
 ({result['test']['documents']} documents, {result['test']['classes']} classes), seeds
@@ -145,6 +161,7 @@ def _page(result: dict[str, Any]) -> str:
 </table>
 <p id="gain">transfer gain ({esc(gain['definition'])}): <b>{_fmt(gain['mean'], True)}</b>, 95% CI
 {esc(_ci_text(gain['ci'], True))}; per seed {esc(" ".join(_fmt(v, True) for v in gain['per_seed']))}. {flag}</p>
+{sources}
 <p class="method">{esc(result['ci_method'])} The verdict: {esc(result['verdict_rule'])}.</p>""",
                      style="td.note, .method { color: #555; font-size: 90%; }\n.negative { color: #c00; }\n"
                            ".positive { color: #080; }\n.inconclusive { color: #a60; }\n")
