@@ -6,15 +6,16 @@ Heavy libraries (torch, transformers, optuna) are imported inside the commands, 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
 
-from hpo.errors import HpoError
-from hpo.preemption import EXIT_PREEMPTED, Preempted, exit_code
+from hpo.errors import HpoError, StorageUnavailable
+from hpo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, Preempted, exit_code
 
 __all__ = ["StorageOption", "StudyFileArgument", "StudyName", "app", "console", "err_console", "main", "quiet",
            "study_name"]
@@ -25,8 +26,20 @@ app = typer.Typer(
     add_completion=True,  # hpo --install-completion [bash|zsh|fish|powershell]
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 100_000  # a pipe or a file has no width: lines are as long as their content
+
+
+def _width(stream: TextIO) -> int | None:
+    """Off a terminal rich would lay tables out in 80 columns (or in the width of whatever terminal stdin is), and
+    cut or drop their cells: `hpo studies | less` lost the long study names. Tables are only as wide as their
+    content, so a very wide console cuts nothing and pads nothing. COLUMNS, when set, still wins."""
+    if stream.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return None
+    return PIPED_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 _state = {"debug": False}
 
 
@@ -64,11 +77,29 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    from rich.logging import RichHandler
-
     _state["debug"] = debug
-    logging.basicConfig(level=logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err_console, show_path=False)])
+    logging.basicConfig(level=logging.INFO, handlers=[_log_handler()])
+
+
+def _log_handler() -> logging.Handler:
+    """rich's columns on a terminal; elsewhere plain lines (rich's handler pads a log line to the console's width)."""
+    if err_console.is_terminal:
+        from rich.logging import RichHandler
+
+        return RichHandler(console=err_console, show_path=False)
+    handler = _PlainLines()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
+
+
+class _PlainLines(logging.Handler):
+    """One unwrapped line per record on `err_console`, which writes to whatever sys.stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
 
 
 def quiet() -> None:
@@ -83,7 +114,7 @@ def main() -> None:
     a preempted worker exits 75, Ctrl-C 130."""
     try:
         result = app(standalone_mode=False)
-    except (HpoError, KeyboardInterrupt, Preempted) as exc:
+    except (HpoError, KeyboardInterrupt, Preempted, StorageUnavailable) as exc:
         if _state["debug"] and isinstance(exc, HpoError):
             raise
         err_console.print(_ended(exc), highlight=False, soft_wrap=True)
@@ -98,6 +129,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if result == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into this return value, silently
+        err_console.print(_ended(KeyboardInterrupt()), highlight=False, soft_wrap=True)
     sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -108,5 +141,5 @@ def _ended(exc: BaseException) -> Any:
         return (f"[yellow]preempted[/] ({exc}): the running trial is FAIL `preempted` and queued for a retry; "
                 f"exiting with code {EXIT_PREEMPTED}")
     if isinstance(exc, KeyboardInterrupt):
-        return "[yellow]interrupted[/]: the running trial is marked FAIL; run again to continue"
+        return "[yellow]interrupted[/]: a running trial is marked FAIL `interrupted`; run again to continue"
     return f"[red]error:[/] {escape(str(exc))}"

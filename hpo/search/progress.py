@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from statistics import fmean
 from typing import TYPE_CHECKING, Any, Self
 
 from rich.console import Console, Group
@@ -38,11 +40,21 @@ def clock(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class _Panel:
-    """A rich Live panel that redraws itself on a terminal, and is absent elsewhere (CI, log files)."""
+def _left_at_pace(first_step_at: float | None, now: float, step: int, total: int) -> float | None:
+    """Seconds a run still needs at its own pace since its first step (`step` steps of `total` done), or None
+    while there is no pace to go by yet (the first step's time holds the model's setup, not a step's)."""
+    if first_step_at is None or step < 2:
+        return None
+    return (now - first_step_at) / (step - 1) * (total - step)
 
-    def __init__(self, console: Console) -> None:
+
+class _Panel:
+    """A rich Live panel that redraws itself on a terminal, and is absent elsewhere (CI, log files). `now` is its
+    clock (a test's fake one)."""
+
+    def __init__(self, console: Console, now: Callable[[], float] = time.monotonic) -> None:
         self.console = console
+        self._now = now
         self._live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
 
     def __enter__(self) -> Self:
@@ -60,16 +72,18 @@ class LiveDisplay(_Panel):
     """Implements the objective's Reporter. On a terminal it redraws a panel; elsewhere (CI, log files) it
     prints one line per finished trial, which it also does above the panel on a terminal."""
 
-    def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter) -> None:
-        super().__init__(console)
+    def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter, *,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(console, now)
         self.study_name = study_name
         self.budget = budget
         self.counts = counts  # of trial states; the runner keeps it current
         self.best: tuple[float, int] | None = None
-        self.started = time.monotonic()
+        self.started = now()
         self.trial_walls: list[float] = []
-        self._trial: int | None = None
+        self._trial: int | None = None  # the trial running now, if any
         self._trial_started = 0.0
+        self._first_step_at: float | None = None
         self._params = ""
         self._step = (0, 0)
         self._eval: Evaluation | None = None
@@ -78,12 +92,14 @@ class LiveDisplay(_Panel):
     # -- Reporter ---------------------------------------------------------------------------------------
 
     def trial_started(self, number: int, config: TrainConfig, searched: list[str]) -> None:
-        self._trial, self._trial_started = number, time.monotonic()
+        self._trial, self._trial_started, self._first_step_at = number, self._now(), None
         self._params = format_params({k: getattr(config, k) for k in searched})
         self._step, self._eval, self._epochs = (0, 0), None, config.epochs
         self._refresh()
 
     def step(self, step: int, total: int) -> None:
+        if step == 1:
+            self._first_step_at = self._now()
         self._step = (step, total)
         if step % 4 == 0 or step == total:
             self._refresh()
@@ -95,9 +111,13 @@ class LiveDisplay(_Panel):
     # -- from the runner ----------------------------------------------------------------------------------
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
-        wall = time.monotonic() - self._trial_started
+        wall = self._now() - self._trial_started
         self.trial_walls.append(wall)
         state = trial.state.name
+        # The runner recounts the study between trials, at most once a second: until it does, this trial is counted
+        # here, and it is no longer shown as the running one (a pruned trial used to linger there as if running).
+        self.counts[state] += 1
+        self._trial = None
         if trial.value is not None and state == "COMPLETE" and (self.best is None or trial.value > self.best[0]):
             self.best = (trial.value, trial.number)
         value = f"val F1 {trial.value:.4f}" if trial.value is not None else ""
@@ -123,16 +143,27 @@ class LiveDisplay(_Panel):
             self._live.update(self)
 
     def eta_seconds(self) -> float | None:
-        if self.budget is None or not self.trial_walls:
+        """The trials still to start × the mean trial time, plus what the running trial still needs at its own
+        pace; while the first trial runs, its projected length stands for the mean."""
+        if self.budget is None:
             return None
+        now = self._now()
+        running = self._trial is not None
+        current = _left_at_pace(self._first_step_at, now, *self._step) if running else 0.0
+        if self.trial_walls:
+            mean = fmean(self.trial_walls)
+        elif current is not None:
+            mean = now - self._trial_started + current
+        else:
+            return None
+        if current is None:  # no pace yet: a trial of mean length
+            current = max(0.0, mean - (now - self._trial_started))
         done = self.counts["COMPLETE"] + self.counts["PRUNED"]
-        remaining = max(0, self.budget - done)
-        mean = sum(self.trial_walls) / len(self.trial_walls)
-        current = time.monotonic() - self._trial_started if self._trial is not None else 0.0
-        return max(0.0, remaining * mean - min(current, mean))
+        after_this = max(0, self.budget - done - (1 if running else 0))
+        return after_this * mean + current
 
     def __rich__(self) -> Group:
-        elapsed = time.monotonic() - self.started
+        elapsed = self._now() - self.started
         eta = self.eta_seconds()
         head = Text.assemble(
             ("study ", "dim"), (self.study_name, "bold"),
@@ -162,11 +193,11 @@ class FitProgress(_Panel):
     """`hpo train`'s live line, as `hpo run` shows a trial: epoch, step, val F1 (and the best), elapsed, ETA. On a
     terminal it redraws; elsewhere it prints one line per evaluation."""
 
-    def __init__(self, console: Console, title: str) -> None:
-        super().__init__(console)
+    def __init__(self, console: Console, title: str, *, now: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(console, now)
         self.title = title
-        self.started = time.monotonic()
-        self._first_step: float | None = None
+        self.started = now()
+        self._first_step_at: float | None = None
         self._step, self._epochs = (0, 0), 0
         self._eval: Evaluation | None = None
         self._best: Evaluation | None = None
@@ -175,8 +206,8 @@ class FitProgress(_Panel):
         self._epochs = config.epochs
 
     def step(self, step: int, total: int) -> None:
-        if self._first_step is None:
-            self._first_step = time.monotonic()
+        if step == 1:
+            self._first_step_at = self._now()
         self._step = (step, total)
         if self._live and (step % 4 == 0 or step == total):
             self._live.update(self)
@@ -189,10 +220,7 @@ class FitProgress(_Panel):
             self.console.print(self._line(), highlight=False, soft_wrap=True)
 
     def eta_seconds(self) -> float | None:
-        step, total = self._step
-        if self._first_step is None or not step:
-            return None
-        return (time.monotonic() - self._first_step) / step * (total - step)
+        return _left_at_pace(self._first_step_at, self._now(), *self._step)
 
     def _line(self) -> Text:
         step, total = self._step
@@ -203,7 +231,7 @@ class FitProgress(_Panel):
         return Text.assemble(
             (self.title, "bold"), ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
             ("  step ", "dim"), (f"{step}/{total}", ""), ("  val F1 ", "dim"), (f1 + best, "cyan"),
-            ("  elapsed ", "dim"), (clock(time.monotonic() - self.started), ""),
+            ("  elapsed ", "dim"), (clock(self._now() - self.started), ""),
             ("  eta ", "dim"), (clock(eta) if eta is not None else "-", ""),
         )
 
