@@ -122,6 +122,7 @@ def target_only_search(study: optuna.Study, spec: StudySpec, storage: str,
         # λ = 1 trains on no source: a study that searches its source searches none here
         **({"source": SourceChoices(choices=[NO_SOURCE])} if spec.searches_source else {}),
     })
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created": the search says what it is
     target = optuna.create_study(study_name=name, storage=storage, direction=spec.direction, load_if_exists=True)
     copied = _copy_own_target_only_trials(study, target)
     console.print(f"[bold]target-only search[/]: study {name!r}, λ fixed to 1, {budget or 'no'} trial budget "
