@@ -69,6 +69,8 @@ def prepare(
     from hpo.launch.prepare import prepare as prepare_cache
 
     quiet()
+    if not console.is_terminal:  # a spinner shows nothing in a log: say what is going on, once
+        console.print(f"preparing the model, data and tokenised caches of {study_file}…", highlight=False)
     with console.status("preparing…"):
         lines = prepare_cache(study_file, cache)
     for line in lines:
