@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from hpo.errors import HpoError
 from hpo.files import write_output
+from hpo.spec import StudySpec, spec_from_text
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from hpo.classifier.saved import SavedClassifier
 
-__all__ = ["check_model_dir", "compute_metrics", "evaluate_dir", "evaluate_saved", "format_metrics", "open_classifier"]
+__all__ = ["check_model_dir", "compute_metrics", "evaluate_dir", "evaluate_saved", "format_metrics", "open_classifier",
+           "saved_study"]
 
 log = logging.getLogger("hpo")
 
@@ -118,18 +121,15 @@ def evaluate_dir(model_dir: Path) -> dict[str, Any]:
 
 
 def evaluate_saved(saved: SavedClassifier) -> dict[str, Any]:
-    """Metrics of a saved classifier on the test split of its study's target dataset.
+    """Metrics of a saved classifier on the test split of its study's target dataset (`saved_study`).
 
-    The study file saved beside the model says where the test split is; relative dataset paths in it are
-    resolved against the working directory. Returns `compute_metrics(...)` plus `n` (test documents) and
-    `dataset`; writes them to `test_metrics.json` and the confusion matrix to `confusion_matrix.html`, both in
-    the model directory.
+    Returns `compute_metrics(...)` plus `n` (test documents) and `dataset`; writes them to `test_metrics.json` and
+    the confusion matrix to `confusion_matrix.html`, both in the model directory.
     """
     from hpo.classifier.saved import predict_proba
-    from hpo.spec import spec_from_text
     from hpo.train.data import load_test
 
-    spec = spec_from_text(saved.study_text, source=str(saved.directory / "study.yaml"))
+    spec = saved_study(saved)
     test = load_test(spec.target, tuple(saved.label_names))
     if not len(test):
         raise HpoError(f"test split {spec.target.test_label}: no documents to evaluate on")
@@ -140,6 +140,32 @@ def evaluate_saved(saved: SavedClassifier) -> dict[str, Any]:
     page = confusion_html(metrics, title=f"test split {spec.target.test_label}")
     write_output(saved.directory / CONFUSION_FILE, page)
     return metrics
+
+
+def saved_study(saved: SavedClassifier) -> StudySpec:
+    """The study file saved beside the model, which says where the test split is, whatever the working directory.
+
+    `hpo train` saves it with absolute paths. One saved by an older version may hold a relative `test_path`,
+    relative to a directory it did not record (the study file's, or wherever that command ran): refused with one
+    line rather than guessed, since a guess scores some other file of the same name and overwrites
+    test_metrics.json with it.
+    """
+    source = saved.directory / "study.yaml"
+    relative = _relative_test_path(saved.study_text)
+    if relative is not None:
+        raise HpoError(f"{source}: target -> test_path is a relative path ({relative}), saved by an older hpo train "
+                       "that did not record what it is relative to; write the test file's absolute path there")
+    return spec_from_text(saved.study_text, source=str(source), base_dir=saved.directory)
+
+
+def _relative_test_path(text: str) -> str | None:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None  # spec_from_text names the problem
+    target = raw.get("target") if isinstance(raw, dict) else None
+    value = target.get("test_path") if isinstance(target, dict) else None
+    return value if isinstance(value, str) and not Path(value).expanduser().is_absolute() else None
 
 
 def confusion_html(metrics: dict[str, Any], *, title: str) -> str:

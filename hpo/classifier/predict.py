@@ -3,18 +3,28 @@
 Input: a CSV, TSV, JSON, JSONL or Parquet file with a text column (the suffix says which, as for study
 datasets); a `.txt` file or `-` (standard input): one text per non-empty line.
 
+Texts are strings, in UTF-8 (a `.txt` file and standard input: a byte that is not is one error naming its offset;
+convert with `iconv -t utf-8` first). A text column's cell that is not a string is refused, naming the column and
+the first such row, except numbers, which are labelled as the text they print as: a JSON or Parquet column of
+short texts such as "2024" or "3.5" arrives as numbers, and refusing them would only make the user convert them.
+Lists, mappings, bytes, booleans, dates: no text to label, and `str()` of them would be labelled without a word.
+
 Output: every input column as it was read (so ids join back), then `label` (the most probable class) and
 `p_<class>` (the probability of each class), one row per input row in input order, as CSV, TSV, JSON (an array
-of records), JSONL or Parquet by the output's suffix; CSV on standard output when no output file is given.
+of records), JSONL or Parquet by the output's suffix; CSV on standard output without an output file or with `-`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import numbers
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from hpo.errors import HpoError
 
@@ -47,19 +57,18 @@ def predict_file(
 ) -> Path | str:
     """Predict every text of `source` (a file, or "-" for stdin lines) and write the table to `output`.
 
-    Returns the path written, or "-" when the table went to standard output (as CSV).
+    Returns the path written, or "-" when the table went to standard output (as CSV: no `output`, or "-").
     """
     from hpo.classifier.evaluate import check_model_dir, open_classifier
 
-    output = Path(output) if output is not None else None
+    output = Path(output) if output is not None and str(output) != STDIN else None
     if output is not None:
         _writer_kind(output)  # an unsupported suffix fails before anything is read
     check_model_dir(Path(model_dir))
     import pandas as pd
 
     stdin = str(source) == STDIN
-    frame = pd.DataFrame({text_column: _read_lines(sys.stdin, "standard input")}) if stdin else \
-        _read_input(Path(source), text_column)
+    frame = pd.DataFrame({text_column: _stdin_lines()}) if stdin else _read_input(Path(source), text_column)
     saved = open_classifier(model_dir)
     clash = [c for c in ("label", *(f"p_{name}" for name in saved.label_names)) if c in frame.columns]
     if clash:
@@ -86,6 +95,18 @@ def _table(saved: SavedClassifier, frame: pd.DataFrame, text_column: str) -> pd.
     return out
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input's non-empty lines, decoded here (not by Python's locale-dependent text layer) so that a byte
+    that is not UTF-8 is one clear error."""
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HpoError(f"standard input: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); hpo predict "
+                       "reads UTF-8 (convert with iconv -t utf-8)") from None
+    return _read_lines(io.StringIO(text, newline=None), "standard input")
+
+
 def _read_lines(lines: Iterable[str], what: str) -> list[str]:
     texts = [text for text in (line.strip() for line in lines) if text]
     if not texts:
@@ -110,12 +131,13 @@ def _read_input(path: Path, text_column: str) -> pd.DataFrame:
     if kind == "txt":
         import pandas as pd
 
+        data = path.read_bytes()
         try:
-            with path.open(encoding="utf-8") as handle:
-                return pd.DataFrame({text_column: _read_lines(handle, str(path))})
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise HpoError(f"{path}: not UTF-8 text (byte {exc.start}); a .txt input is one text per line, "
-                           "in UTF-8") from None
+            raise HpoError(f"{path}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); a .txt input is "
+                           "one text per line, in UTF-8 (convert with iconv -t utf-8)") from None
+        return pd.DataFrame({text_column: _read_lines(io.StringIO(text, newline=None), str(path))})
     frame = read_table(path)
     if not len(frame):
         raise HpoError(f"{path}: no texts (no rows)")
@@ -124,6 +146,7 @@ def _read_input(path: Path, text_column: str) -> pd.DataFrame:
             f"{path}: no column {text_column!r}; columns: {', '.join(map(str, frame.columns)) or 'none'} "
             "(choose one with --text-column)"
         )
+    _check_texts(path, text_column, frame[text_column].tolist())
     texts = [_as_text(value) for value in frame[text_column].tolist()]
     empty = sum(1 for text in texts if not text)
     if empty == len(texts):
@@ -133,10 +156,42 @@ def _read_input(path: Path, text_column: str) -> pd.DataFrame:
     return frame
 
 
+def _check_texts(path: Path, column: str, values: list[Any]) -> None:
+    """Refuse a cell that holds no text (see the module's docstring), naming the first and counting them."""
+    bad = [i for i, value in enumerate(values) if _kind_of_non_text(value) is not None]
+    if bad:
+        first = values[bad[0]]
+        more = f" (and {len(bad) - 1} more row{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+        raise HpoError(f"{path}: column {column!r}, row {bad[0] + 1} (counting from 1) holds {_kind_of_non_text(first)}"
+                       f", not text{more}; hpo predict labels texts (strings, or numbers read as text)")
+
+
+def _kind_of_non_text(value: Any) -> str | None:
+    """What a non-text cell holds, in the reader's words; None for text, a number, or an empty cell."""
+    if isinstance(value, str) or _is_empty(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "a boolean"
+    if isinstance(value, numbers.Number):  # NaN (an empty cell) included
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(value, dict):
+        return "an object (a mapping)"
+    if isinstance(value, list | tuple | set | np.ndarray):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def _as_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):  # None or NaN
-        return ""
-    return str(value).strip()
+    return "" if _is_empty(value) else str(value).strip()
+
+
+def _is_empty(value: Any) -> bool:
+    """A missing cell, as pandas and pyarrow give it: None, NaN, pandas' NA."""
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 _WRITERS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}

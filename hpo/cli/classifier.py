@@ -24,7 +24,8 @@ ModelDir = Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A directory
 @app.command("train", rich_help_panel=PANEL)
 def train_command(
     study_file: Annotated[Path, typer.Argument(help="An exported study file (every field fixed).")],
-    out: Annotated[Path, typer.Option("--out", help="Directory to save the trained classifier in.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to save the trained classifier in (not -: a model is "
+                                                    "several files).")],
     train_on: Annotated[TrainOn, typer.Option(
         "--train-on", help="train: keep the best validation step; train+validation: train on both, for the epochs "
                            "the trial peaked at.")] = TrainOn.train,
@@ -37,15 +38,15 @@ def train_command(
 
     quiet()
     with FitProgress(console, f"training {study_file}") as progress:
-        metrics = retrain(study_file, out, train_on=train_on.value, on_eval=progress.evaluated,
-                          on_step=progress.step, on_start=progress.started_training)
-    if metrics["validation"]:
-        v = metrics["validation"]
-        console.print(f"best validation F1 {v['f1']:.4f} at evaluation {v['evaluation']} (epoch {v['epoch']:g})")
-    console.print(*format_metrics(metrics["test"]))
-    console.print(f"saved to {out} (metrics.json, confusion_matrix.html); fit {metrics['fit_seconds']:.0f} s "
-                  f"(training {metrics['train_seconds']:.0f} s of it, evaluations excluded), test "
-                  f"{metrics['test_seconds']:.0f} s", highlight=False, soft_wrap=True)
+        result = retrain(study_file, out, train_on=train_on.value, on_eval=progress.evaluated,
+                         on_step=progress.step, on_start=progress.started_training)
+    if result.validation is not None:
+        v = result.validation
+        console.print(f"best validation F1 {v.f1:.4f} at evaluation {v.evaluation} (epoch {v.epoch:g})")
+    console.print(*format_metrics(result.test))
+    console.print(f"saved to {out} (metrics.json, README.md, confusion_matrix.html); fit {result.fit_seconds:.0f} s "
+                  f"(training {result.train_seconds:.0f} s of it, evaluations excluded), test "
+                  f"{result.test_seconds:.0f} s", highlight=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -68,7 +69,8 @@ def predict(
     source: Annotated[str, typer.Argument(
         metavar="INPUT", help="CSV, TSV, JSON, JSONL or Parquet file of texts, or - for one text per line on stdin.")],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="File to write: .csv, .tsv, .json, .jsonl or .parquet. Default: CSV on stdout.")] = None,
+        "--output", "-o", help="File to write: .csv, .tsv, .json, .jsonl or .parquet; - or none: CSV on stdout.")]
+    = None,
     text_column: Annotated[str, typer.Option("--text-column", help="The input column holding the texts.")] = "text",
 ) -> None:
     """Label texts with a saved classifier: per row the text, `label` and `p_<class>` for every class."""

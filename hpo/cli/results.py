@@ -13,6 +13,7 @@ from hpo.cli.app import StorageOption, StudyName, app, console, quiet, study_nam
 from hpo.results.records import ExportFormat, OutputFormat, State
 
 PANEL = "Results"
+STDOUT = Path("-")  # -o -: standard output, on every command whose output is one file
 
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f",
@@ -95,15 +96,16 @@ def best(
 @app.command(rich_help_panel=PANEL)
 def report(
     name: StudyName,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="The HTML file to write. Default: NAME-report.html")
-    ] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="The HTML file to write; - for standard output. Default: NAME-report.html")] = None,
     storage: StorageOption = None,
 ) -> None:
     """Write one self-contained HTML file (works offline) of plotly figures for a study."""
+    from hpo.cli.app import err_console
     from hpo.results.report import report_study
 
-    console.print(report_study(name, output or Path(f"{name}-report.html"), storage), highlight=False)
+    said = report_study(name, output or Path(f"{name}-report.html"), storage)
+    (err_console if output == STDOUT else console).print(said, highlight=False)  # stdout may be the page itself
 
 
 @app.command(rich_help_panel=PANEL)
@@ -157,16 +159,46 @@ def dashboard(
 def transfer_effect(
     name: StudyName,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per trained row, paired across rows.")] = 5,
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem).")
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem). Not -: it is two files.")
     ] = Path("transfer.html"),
     storage: StorageOption = None,
 ) -> None:
     """Measure what the source task bought on the target's test split: zero-shot, linear probe, target only and
     transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer)."""
+    from hpo.errors import HpoError
     from hpo.results.transfer import transfer_effect as measure
     from hpo.storage import load_study
 
+    if output == STDOUT:  # refused before minutes of training, not after
+        raise HpoError("-o -: hpo transfer-effect writes two files, an HTML page and the JSON beside it, which "
+                       "standard output cannot hold; give the page's name (-o transfer.html)")
     quiet()
     study, target = load_study(name, storage)
     measure(study, seeds=seeds, output=output, storage=target.url, console=console)
+
+
+@app.command("rank-models", rich_help_panel=PANEL)
+def rank_models(
+    study_file: Annotated[Path, typer.Argument(help="A study file (YAML): its target, max_length, pooling.")],
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", metavar="ID[:POOLING]",
+        help="A candidate: hub id, local directory or bundled:NAME, with :mean, :cls or :last to pool it its own way "
+             "(repeatable). Default: the study's own model.")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> int:
+    """Rank pretrained models for the study's target before fine-tuning: LogME of each one's frozen pooled
+    features on the target's training split (higher is better). Exits 1 if any candidate could not be scored."""
+    from rich.markup import escape
+
+    from hpo.cli.app import err_console
+    from hpo.results.rank import rank_models as rank
+    from hpo.results.rank import ranking_text
+
+    quiet()
+    with err_console.status("reading the target…") as status:  # stderr: stdout may be the JSON itself
+        ranking = rank(study_file, model or (), on_candidate=lambda name: status.update(f"LogME of {name}…"))
+    for name, reason in ranking.failed:
+        err_console.print(f"[red]error:[/] {escape(name)}: {escape(reason)}", highlight=False, soft_wrap=True)
+    _show(ranking_text(ranking, fmt))
+    return 1 if ranking.failed else 0

@@ -2,16 +2,23 @@
 start (`--top K`), or the keyword arguments of transformers' `TrainingArguments` (`training-args`). Built from the
 study's stored spec (never its YAML as raw dicts).
 
-The TrainingArguments JSON loads as `TrainingArguments(**json.load(f))`, exactly as written: `bf16`, `fp16` and
-`use_cpu` say how the trial actually ran, warmup is written as the installed transformers expects it (a float below
-1 in `warmup_steps` is the ratio in transformers 5; `warmup_ratio` where it still exists). What TrainingArguments
-has no field for (λ, the freeze depth, the penalties, the pooling, where the trial came from) goes to a sibling
-file, `FILE.transfer-hpo.json`.
+An exported study file writes every field, defaults and nulls included, so that it means the same whatever a later
+version's defaults are.
+
+Every training field goes somewhere in the TrainingArguments export, by one table (`TRAINING_ARGUMENTS`, `RECIPE`,
+`NOT_EXPORTABLE`; a test fails on a field in none of them): to TrainingArguments keyword arguments, which load as
+`TrainingArguments(**json.load(f))` exactly as written; to the transfer recipe beside them,
+`FILE.transfer-hpo.json`, for what TrainingArguments has no field for (λ, the freeze depth, the penalties, the
+pooling, where the trial came from); or, for what means nothing outside this project's search, to NOT_EXPORTABLE
+with the reason (listed in the recipe file too). `use_cpu` is true only when the study asked for the CPU
+(`device: cpu`), never because the trial happened to run on one; `bf16`/`fp16` follow the study's `precision`, and
+`auto` as the trial resolved it only where the trial ran on the kind of device the export asks for.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,24 +28,65 @@ import yaml
 
 from hpo.errors import HpoError, OutputError
 from hpo.results.records import ExportFormat
-from hpo.spec import ExportedFrom, StudySpec, dump_spec, stored_spec
-from hpo.train.config import current_names
+from hpo.spec import ExportedFrom, StudySpec, stored_provenance, stored_spec
+from hpo.spec.sources import NO_SOURCE, SourceChoices
+from hpo.train.config import TrainConfig, current_names
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["ExportFormat", "Exported", "best_trials", "export_study", "exported_spec", "top_configs",
-           "training_args"]
+__all__ = ["NOT_EXPORTABLE", "RECIPE", "TRAINING_ARGUMENTS", "ExportFormat", "Exported", "TrialRun", "best_trials",
+           "export_study", "exported_spec", "study_file_text", "top_configs", "training_args"]
 
 STDOUT = Path("-")
-# TrainConfig fields that TrainingArguments has under another name, or the same one.
-_TRAINING_ARGS = {
-    "learning_rate": "learning_rate", "epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
-    "weight_decay": "weight_decay", "seed": "seed",
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """What an argument's value may depend on besides the config: how the trial ran, the installed fields."""
+
+    device: str  # where the trial ran: cpu or cuda
+    precision: str  # how it ran: fp32, bf16 or fp16
+    fields: frozenset[str]  # TrainingArguments' fields in the installed transformers
+
+    def precision_for(self, config: TrainConfig) -> str:
+        """The study's precision; `auto` as the trial resolved it where it ran on the kind of device the export
+        asks for (a CPU only with `device: cpu`), else fp32: a CPU's bf16 says nothing of the GPU the Trainer
+        may get, and TrainingArguments refuses bf16 on a CPU without use_cpu."""
+        if config.precision != "auto":
+            return config.precision
+        return self.precision if (self.device == "cpu") == (config.device == "cpu") else "fp32"
+
+
+# TrainConfig field -> the TrainingArguments keyword arguments it becomes.
+TRAINING_ARGUMENTS: dict[str, Callable[[TrainConfig, TrialRun], dict[str, Any]]] = {
+    "learning_rate": lambda c, _: {"learning_rate": c.learning_rate},
+    "weight_decay": lambda c, _: {"weight_decay": c.weight_decay},
+    "epochs": lambda c, _: {"num_train_epochs": c.epochs},
+    "batch_size": lambda c, _: {"per_device_train_batch_size": c.batch_size,
+                                "per_device_eval_batch_size": c.batch_size * 4},  # as the loop evaluates
+    # transformers 5 reads a float below 1 in warmup_steps as the ratio; 4 has warmup_ratio
+    "warmup_ratio": lambda c, ran: {"warmup_ratio" if "warmup_ratio" in ran.fields else "warmup_steps":
+                                    c.warmup_ratio},
+    "seed": lambda c, _: {"seed": c.seed},
+    # None is our "no clipping"; the Trainer's is 0 (it clips when max_grad_norm > 0, and None fails that test)
+    "max_grad_norm": lambda c, _: {"max_grad_norm": c.max_grad_norm if c.max_grad_norm is not None else 0.0},
+    "device": lambda c, _: {"use_cpu": c.device == "cpu"},  # auto and cuda: the Trainer takes a GPU when there is one
+    "precision": lambda c, ran: {"bf16": ran.precision_for(c) == "bf16", "fp16": ran.precision_for(c) == "fp16"},
+    "gradient_checkpointing": lambda c, _: {"gradient_checkpointing": c.gradient_checkpointing},
 }
-# What TrainingArguments has no field for: the transfer recipe, read by whoever reimplements it.
-_TRANSFER_ONLY = ("target_weight", "freeze_depth", "l1", "l2", "penalty_reference", "head_lr_multiplier",
-                  "max_length", "evaluations_per_epoch", "f1_average")
+# Fields TrainingArguments has nothing for: the transfer recipe, read by whoever reimplements it (the model's
+# pooling, LoRA through peft's LoraConfig, the loss, the optimiser's parameter groups, the tokenizer's length).
+RECIPE = ("target_weight", "source_batches_per_step", "freeze_depth", "l1", "l2", "penalty_reference",
+          "head_lr_multiplier", "layer_lr_decay", "adapter", "lora_r", "lora_alpha", "lora_dropout",
+          "lora_target_modules", "pooling", "max_length", "evaluations_per_epoch", "f1_average")
+# Fields that mean nothing outside this project's loop and search, and why.
+NOT_EXPORTABLE = {
+    "reuse_activations": "a speed-up of this project's loop (the frozen layers' outputs computed once and reused): "
+                         "the same results without it, and the Trainer has nothing like it",
+    "time_limit_s": "a guard of the search (a trial running longer is marked FAIL): a single training run has no "
+                    "trial to fail, and TrainingArguments has no time limit",
+}
 
 
 @dataclass(frozen=True)
@@ -59,13 +107,11 @@ def best_trials(study: optuna.Study, k: int = 1) -> list[optuna.trial.FrozenTria
 
 def _origin(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> ExportedFrom:
     """Where an export comes from: the study's provenance, and the trial when one is exported."""
-    from hpo.storage import provenance_of
-
-    prov = provenance_of(study)
+    prov = stored_provenance(study)
     if prov is None:
         raise HpoError(f"study {study.study_name!r} was not created by `hpo run` (no provenance to export from)")
-    origin = ExportedFrom(study=study.study_name, spec_sha256=prov["spec_sha256"], data=prov["data"],
-                          model=prov["model"], packages=prov["packages"], git_commit=prov["git_commit"],
+    origin = ExportedFrom(study=study.study_name, spec_sha256=prov.spec_sha256, data=prov.data,
+                          model=prov.model, packages=prov.packages, git_commit=prov.git_commit,
                           exported_at=datetime.now(UTC).isoformat(timespec="seconds"), metric=_metric(study))
     return origin if trial is None else origin.model_copy(update=_trial_record(trial))
 
@@ -80,13 +126,15 @@ def _trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def exported_spec(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> StudySpec:
-    """The spec the study was created from, with the trial's values fixed in the search space, one trial, and where
-    it came from."""
+    """The spec the study was created from, with the trial's values fixed in the search space and its source task
+    (of a study that searches it) fixed too, one trial, and where it came from."""
     spec, _ = stored_spec(study)
-    config = spec.trial_config(trial.params)  # validated; λ under today's name
+    config = spec.trial_config(trial.params)  # validated; λ under today's name (1 for a trial drawing no source)
     fixed = {name: getattr(config, name) for name in spec.searched()}
+    source = spec.source_candidates()[spec.trial_source(trial.params)]
     return spec.model_copy(update={
         "name": f"{study.study_name}-trial{trial.number}", "search_space": {**spec.search_space, **fixed},
+        "source": source if source is not None else SourceChoices(choices=[NO_SOURCE]),  # `none`: target only
         "n_trials": 1, "timeout": None, "storage": None, "exported_from": _origin(study, trial),
     })
 
@@ -103,27 +151,40 @@ def training_args(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tuple
     """(TrainingArguments keyword arguments, the transfer recipe and provenance that have no field there)."""
     spec, _ = stored_spec(study)
     config = spec.trial_config(trial.params)
-    fields = _training_arguments_fields()
-    args: dict[str, Any] = {hf: getattr(config, ours) for ours, hf in _TRAINING_ARGS.items() if hf in fields}
-    args["warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"] = config.warmup_ratio
-    precision = trial.user_attrs.get("precision", "fp32")  # as the trial ran, not as the study file asked
-    args |= {"output_dir": f"{study.study_name}-trial{trial.number}",
-             "per_device_eval_batch_size": config.batch_size * 4, "lr_scheduler_type": "linear", "optim": "adamw_torch",
-             "bf16": precision == "bf16", "fp16": precision == "fp16",
-             "use_cpu": trial.user_attrs.get("device", "cpu") == "cpu"}
-    recipe = {name: getattr(config, name) for name in _TRANSFER_ONLY} | {
-        "pooling": spec.model.pooling, "head_learning_rate": config.learning_rate * config.head_lr_multiplier,
+    ran = TrialRun(str(trial.user_attrs.get("device", "cpu")).split(":")[0],
+                   trial.user_attrs.get("precision", "fp32"), training_arguments_fields())
+    args: dict[str, Any] = {"output_dir": f"{study.study_name}-trial{trial.number}", "lr_scheduler_type": "linear",
+                            "optim": "adamw_torch"}  # the loop's schedule and its AdamW (fused there: same update)
+    for to_arguments in TRAINING_ARGUMENTS.values():
+        args |= to_arguments(config, ran)
+    recipe = {name: getattr(config, name) for name in RECIPE} | {
+        "pooling": config.pooling or spec.model.pooling,  # none: the model section's
+        "head_learning_rate": config.learning_rate * config.head_lr_multiplier,
+        "not_exportable": {name: {"value": getattr(config, name), "reason": reason}
+                           for name, reason in NOT_EXPORTABLE.items()},
+        "trial_ran_on": {"device": ran.device, "precision": ran.precision},
         "exported_from": _origin(study, trial).model_dump(mode="json"),
     }
     return args, recipe
 
 
-def _training_arguments_fields() -> set[str]:
+def training_arguments_fields() -> frozenset[str]:
     import dataclasses
 
     from transformers import TrainingArguments
 
-    return {field.name for field in dataclasses.fields(TrainingArguments)}
+    return frozenset(field.name for field in dataclasses.fields(TrainingArguments))
+
+
+def study_file_text(spec: StudySpec, comment: str = "") -> str:
+    """`spec` as a study file with every field written, nulls included (`dump_spec` leaves fields that are None
+    out, which a later version could default otherwise), save `validation_size` beside a target's own validation
+    split, where it is refused."""
+    raw = {"name": spec.name, **spec.model_dump(mode="json")}
+    if spec.target.has_validation:
+        del raw["validation_size"]
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
 
 def _check_options(output: Path, top: int | None, fmt: ExportFormat, trial: int | None) -> None:
@@ -165,7 +226,7 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: Exp
                 written[output.with_suffix(".transfer-hpo.json")] = json.dumps(recipe, indent=2) + "\n"
         else:
             comment = f"trial {chosen.number} of study {name!r}, exported by hpo export"
-            written[output] = dump_spec(exported_spec(study, chosen), comment=comment)
+            written[output] = study_file_text(exported_spec(study, chosen), comment=comment)
     for path, text in written.items():
         if path != STDOUT:
             write_output(path, text)

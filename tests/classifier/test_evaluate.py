@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hpo.errors import HpoError
-from tests.builders import hpo_cli, write_study
+from tests.builders import hpo_cli
 
 R8_TEST_SIZE = 2189
 
@@ -89,13 +89,6 @@ def test_metrics_refuse_an_empty_split():
 # -- a tiny saved classifier -------------------------------------------------------------------------------------
 
 
-def _label_names(name: str) -> tuple[str, ...]:
-    from hpo.train.corpora import builtin_file, read_tab
-
-    _, labels = read_tab(builtin_file(name, "train"))
-    return tuple(sorted({label.strip() for label in labels if label.strip()}))
-
-
 def _test_texts(k: int) -> list[str]:
     from hpo.train.corpora import builtin_file, read_tab
 
@@ -104,22 +97,14 @@ def _test_texts(k: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory, tiny_model_dir):
+def saved(tmp_path_factory, save_tiny):
     """A TransferModel on the tiny BERT (random heads) saved as `hpo train` saves one, and its in-memory twin."""
-    from hpo.classifier.saved import save_classifier
-    from hpo.spec import ModelSpec, load_spec
-    from hpo.train.model import TransferModel, load_encoder
+    return save_tiny(tmp_path_factory.mktemp("saved"))
 
-    root = tmp_path_factory.mktemp("saved")
-    study = write_study(root / "study.yaml", tiny_model_dir)
-    bundle = load_encoder(ModelSpec(id=str(tiny_model_dir)))
-    labels = _label_names("reuters-r8")
-    torch.manual_seed(0)
-    model = TransferModel(bundle.encoder, len(labels), len(_label_names("20newsgroups")), "mean").eval()
-    out = root / "model"
-    save_classifier(model, bundle.tokenizer, out, label_names=labels, source_label_names=_label_names("20newsgroups"),
-                    config=load_spec(study).base_config(), study_text=study.read_text())
-    return {"dir": out, "model": model, "tokenizer": bundle.tokenizer, "labels": labels, "root": root}
+
+def _stdin(text: str) -> io.TextIOWrapper:
+    """Standard input as a process has it: bytes underneath (`sys.stdin.buffer`)."""
+    return io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
 
 
 def _logits_one_by_one(saved, texts: list[str]) -> torch.Tensor:
@@ -185,7 +170,7 @@ def test_predict_reads_and_writes_every_format(saved, tmp_path, monkeypatch, cap
     d = pd.read_csv(predict_file(saved["dir"], tmp_path / "in.txt", tmp_path / "d.tsv"), sep="\t")
     assert d["label"].tolist() == a["label"].tolist()[2:4]
 
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(["", texts[0], "   ", texts[1], ""]) + "\n"))
+    monkeypatch.setattr("sys.stdin", _stdin("\n".join(["", texts[0], "   ", texts[1], ""]) + "\n"))
     assert predict_file(saved["dir"], "-", None) == "-"
     printed = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False)
     assert printed["text"].tolist() == texts[:2]
@@ -261,7 +246,7 @@ def test_bad_inputs_are_clear_errors(saved, tmp_path, monkeypatch):
     with pytest.raises(HpoError, match=r"labelled\.csv: input columns 'label', 'p_earn' would be overwritten"):
         predict_file(saved["dir"], tmp_path / "labelled.csv", tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))
+    monkeypatch.setattr("sys.stdin", _stdin("\n  \n"))
     with pytest.raises(HpoError, match="standard input: no texts"):
         predict_file(saved["dir"], "-", None)
 
@@ -273,7 +258,7 @@ def test_cli_errors_exit_1_without_a_traceback(saved, tmp_path):
         (("evaluate", "nowhere"), "nowhere: no such directory"),
         (("predict", str(saved["dir"]), "texts.csv"), "no column 'text'; columns: body"),
         (("predict", str(saved["dir"]), "empty.csv"), "empty.csv: no texts"),
-        (("predict", str(saved["dir"]), "binary.txt"), "binary.txt: not UTF-8 text (byte 0)"),
+        (("predict", str(saved["dir"]), "binary.txt"), "binary.txt: not UTF-8 text (byte 0 is 0x80)"),
         (("predict", str(saved["dir"]), "texts.csv", "--text-column", "body", "-o", "/sys/out.csv"),
          "/sys/out.csv: cannot write: Permission denied"),
         (("predict", str(saved["dir"]), "texts.csv", "--text-column", "body", "-o", "texts.csv/out.csv"),

@@ -28,6 +28,7 @@ browser test (or a person in the devtools) reads to see that the page rendered.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -48,17 +49,23 @@ __all__ = ["FIGURE_IDS", "SLICE_PARAMS", "STATES", "ComputeSummary", "Drawn", "R
            "report_study", "retry_chains", "write_report"]
 
 
+STDOUT = Path("-")
+
+
 def report_study(name: str, path: Path, storage: str | None = None) -> str:
-    """`hpo report NAME -o PATH`: load the study from the resolved storage, write its report, say what was written."""
+    """`hpo report NAME -o PATH`: load the study from the resolved storage, write its report (`-o -`: to standard
+    output), say what was written."""
     from hpo.storage import count_states, load_study
 
     study, _ = load_study(name, storage)
     written = write_report(study, path)
-    return f"wrote {path}: {len(written)} figures for study {name!r} ({sum(count_states(study).values())} trials)"
+    where = "standard output" if Path(path) == STDOUT else str(path)
+    return f"wrote {where}: {len(written)} figures for study {name!r} ({sum(count_states(study).values())} trials)"
 
 
 def write_report(study: optuna.Study, path: Path) -> list[str]:
-    """Write the study's report to `path` (one HTML file, plotly.js inside); returns the figure ids written."""
+    """Write the study's report to `path` (one HTML file, plotly.js inside; `-`: standard output); returns the
+    figure ids written."""
     drawn = draw(study)
     view, trials = drawn.study, drawn.trials
     with warnings.catch_warnings():
@@ -77,5 +84,10 @@ def write_report(study: optuna.Study, path: Path) -> list[str]:
     if drawn.sampled:  # the figures of the drawn trials say so (history and states cover every trial)
         sections = [s if s.id in ("fig-history", "fig-states") else replace(s, note=f"{s.note} {drawn.note}".strip())
                     for s in sections]
-    write_output(Path(path), page(study, drawn, sections))
+    html = page(study, drawn, sections)
+    if Path(path) == STDOUT:
+        sys.stdout.write(html)
+        sys.stdout.flush()
+    else:
+        write_output(Path(path), html)
     return [section.id for section in sections]
