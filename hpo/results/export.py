@@ -28,7 +28,7 @@ import yaml
 
 from hpo.errors import HpoError, OutputError
 from hpo.results.records import ExportFormat
-from hpo.spec import ExportedFrom, StudySpec, stored_provenance, stored_spec
+from hpo.spec import ExportedFrom, StudySpec, dump_spec, stored_provenance, stored_spec
 from hpo.spec.sources import NO_SOURCE, SourceChoices
 from hpo.train.config import TrainConfig, current_names
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["NOT_EXPORTABLE", "RECIPE", "TRAINING_ARGUMENTS", "ExportFormat", "Exported", "TrialRun", "best_trials",
-           "export_study", "exported_spec", "study_file_text", "top_configs", "training_args"]
+           "export_study", "exported_spec", "top_configs", "training_args"]
 
 STDOUT = Path("-")
 
@@ -176,17 +176,6 @@ def training_arguments_fields() -> frozenset[str]:
     return frozenset(field.name for field in dataclasses.fields(TrainingArguments))
 
 
-def study_file_text(spec: StudySpec, comment: str = "") -> str:
-    """`spec` as a study file with every field written, nulls included (`dump_spec` leaves fields that are None
-    out, which a later version could default otherwise), save `validation_size` beside a target's own validation
-    split, where it is refused."""
-    raw = {"name": spec.name, **spec.model_dump(mode="json")}
-    if spec.target.has_validation:
-        del raw["validation_size"]
-    header = "".join(f"# {line}\n" for line in comment.splitlines())
-    return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
-
-
 def _check_options(output: Path, top: int | None, fmt: ExportFormat, trial: int | None) -> None:
     """Every combination either works or is refused here, naming the two options that clash."""
     if top is not None and trial is not None:
@@ -226,7 +215,7 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: Exp
                 written[output.with_suffix(".transfer-hpo.json")] = json.dumps(recipe, indent=2) + "\n"
         else:
             comment = f"trial {chosen.number} of study {name!r}, exported by hpo export"
-            written[output] = study_file_text(exported_spec(study, chosen), comment=comment)
+            written[output] = dump_spec(exported_spec(study, chosen), comment=comment)
     for path, text in written.items():
         if path != STDOUT:
             write_output(path, text)

@@ -119,10 +119,12 @@ def spec_hash(text: str) -> str:
 
 
 def dump_spec(spec: StudySpec, comment: str = "") -> str:
-    """`spec` as study-file YAML that `load_spec` reads back to an equal spec: every field written, defaults
-    included, so the file means the same whatever a later version's defaults are; paths absolute."""
-    raw = spec.model_dump(mode="json", exclude_none=True)
-    raw = {"name": spec.name, **raw}
+    """`spec` as study-file YAML that `load_spec` reads back to an equal spec: every field written, defaults and
+    nulls included, so the file means the same whatever a later version's defaults are; paths absolute.
+    `validation_size` is left out beside a target's own validation split, where it is refused."""
+    raw = {"name": spec.name, **spec.model_dump(mode="json")}
+    if spec.target.has_validation:
+        del raw["validation_size"]
     header = "".join(f"# {line}\n" for line in comment.splitlines())
     return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 

@@ -87,7 +87,9 @@ def _select(study: optuna.Study, query: str, states: tuple[str, ...] | None = No
     (`a.key`) attribute name; `{where}` in the query takes the filters."""
     filters = {"states": (" AND t.state IN :states", states), "numbers": (" AND t.number IN :numbers", numbers),
                "keys": (" AND a.key IN :keys", keys)}
-    used = {name: list(given) or [-1] for name, (_, given) in filters.items() if given is not None}
+    used = {name: list(given) for name, (_, given) in filters.items() if given is not None}
+    if any(not given for given in used.values()):
+        return []  # an empty filter matches nothing (and `IN ()` is not SQL)
     statement = text(query.replace("{where}", "".join(filters[name][0] for name in used)))
     statement = statement.bindparams(*(bindparam(name, expanding=True) for name in used))
     return fetch(engine_of(study), statement, study=_study_id(study), **used, **values)

@@ -257,13 +257,13 @@ def load_spec_text(text: str):
 
 
 def test_a_study_file_with_its_own_validation_split_exports_and_loads_back(tmp_path):
-    from hpo.results.export import study_file_text
+    from hpo.spec import dump_spec
 
     (tmp_path / "t.csv").write_text("text,label\na b,x\nc d,y\n")
     (tmp_path / "s.yaml").write_text("source: {builtin: 20newsgroups}\n"
                                      "target: {path: t.csv, test_path: t.csv, validation_path: t.csv}\nn_trials: 1\n")
     spec = load_spec(tmp_path / "s.yaml")
-    text = study_file_text(spec)
+    text = dump_spec(spec)
     assert "validation_size" not in yaml.safe_load(text)  # refused beside the target's own validation split
     assert spec_from_text(text, source="exported") == spec
 

@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.errors import HpoError
 from hpo.results.report import FIGURE_IDS, compute_summary, report_study, retry_chains, write_report
+from hpo.spec import Provenance
 from tests.builders import REPO, browse_page, figure_data, hpo_cli, write_study
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -30,7 +31,9 @@ LAMBDA = FloatDistribution(0.3, 1.0)
 def _study(fixed_epochs: int | None = 3) -> optuna.Study:
     study = optuna.create_study(direction="maximize", study_name="hand-built")
     if fixed_epochs is not None:
-        study.set_user_attr("provenance", {"search_space": {"fixed": {"epochs": fixed_epochs}, "searched": {}}})
+        record = Provenance(created_at="2026-01-01T00:00:00", spec_text="", spec_sha256="", model={}, data={},
+                            search_space={"fixed": {"epochs": fixed_epochs}, "searched": {}})
+        study.set_user_attr("provenance", record.record())
     return study
 
 

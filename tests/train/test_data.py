@@ -245,9 +245,9 @@ def test_the_fingerprint_is_stable_and_follows_max_samples(tmp_path: Path) -> No
     path = save(rows(SHARES), tmp_path / "notes.csv")
     source = dataset(path)
     target, smaller = dataset(path, max_samples=36), dataset(path, max_samples=30)
-    first = load(source, target).fingerprint(source, target)
-    assert load(source, target).fingerprint(source, target) == first
-    changed = load(source, smaller).fingerprint(source, smaller)
+    first = load(source, target).fingerprint({"notes": source}, target)
+    assert load(source, target).fingerprint({"notes": source}, target) == first
+    changed = load(source, smaller).fingerprint({"notes": source}, smaller)
     assert changed != first
     assert changed["target"]["hash"] != first["target"]["hash"]
     assert changed["source"] == first["source"]
@@ -255,7 +255,7 @@ def test_the_fingerprint_is_stable_and_follows_max_samples(tmp_path: Path) -> No
     assert (changed["target"]["train"], changed["target"]["validation"]) == (22, 8)
 
     sampled_source = dataset(path, max_samples=30)
-    assert load(sampled_source, target).fingerprint(sampled_source, target)["source"]["hash"] != (
+    assert load(sampled_source, target).fingerprint({"notes": sampled_source}, target)["source"]["hash"] != (
         first["source"]["hash"]
     )
 

@@ -17,6 +17,7 @@ Figures, each in its own `<div>` with a stable id (the plotly graph div itself, 
 | `fig-parallel` | parallel coordinates of the complete trials | `optuna.visualization` |
 | `fig-slice` | val F1 against learning_rate, λ, freeze_depth, l1, l2 (those searched) | `optuna.visualization` |
 | `fig-transfer` | best val F1 against λ; target-only trials (λ = 1) apart; best transfer vs best target only | here |
+| `fig-sources` | best val F1 of each candidate source, for a study that searches its source (absent otherwise) | here |
 | `fig-compute` | epochs run per trial and the epochs pruning saved | here |
 | `fig-states` | trial states and retried trials (every trial), as a table | here |
 | `fig-trials` | the drawn trials, one row each, best complete first | here |
@@ -40,7 +41,7 @@ from hpo.results.report.arithmetic import ComputeSummary, RetryChain, compute_su
 from hpo.results.report.common import FIGURE_IDS, SLICE_PARAMS, STATES
 from hpo.results.report.page import page
 from hpo.results.report.selection import Drawn, draw
-from hpo.results.report.transfer import transfer
+from hpo.results.report.transfer import sources, transfer
 
 if TYPE_CHECKING:
     import optuna
@@ -77,10 +78,12 @@ def write_report(study: optuna.Study, path: Path) -> list[str]:
             figures.parallel(view, trials),
             figures.slices(view, trials),
             transfer(view, trials),
+            sources(view, trials),
             figures.compute(view, trials),
             figures.states(drawn.every),
             table.trials_table(view, trials),
         ]
+    sections = [section for section in sections if section is not None]  # fig-sources: only a source search
     if drawn.sampled:  # the figures of the drawn trials say so (history and states cover every trial)
         sections = [s if s.id in ("fig-history", "fig-states") else replace(s, note=f"{s.note} {drawn.note}".strip())
                     for s in sections]
