@@ -8,11 +8,13 @@ out as the cache expects them, and cp312 wheels of the pure-Python dependencies,
 
 1. samples/s and test macro-F1 of the loop and of a `Trainer` (as a user writes it), fp32 and bf16;
 2. trials/hour with k = 1, 4, 8 trials packed on the GPU (k processes at once, one short trial each);
-3. that a CUDA out-of-memory in one trial (forced with `torch.cuda.set_per_process_memory_fraction`) fails only
+3. one LoRA trial of a tiny random Llama (4 blocks, adapters above block 2, last-token pooling) in bf16 (fp32 on
+   the CPU miniature), and trials/hour with k = 1, 4, 8 such LoRA trials packed;
+4. that a CUDA out-of-memory in one trial (forced with `torch.cuda.set_per_process_memory_fraction`) fails only
    that trial: the next one in the same process runs.
 
     python -m benchmarks.gpu_check prepare [--dry-run]     # here: build the carry (or print its size)
-    bash benchmarks/gpu_check.sh                           # there: install the wheels, run (<= 5 minutes)
+    bash benchmarks/gpu_check.sh                           # there: install the wheels, run (<= 7 minutes)
     python -m benchmarks.gpu_check run --cpu-miniature     # CI: the same code paths, tiny, on the CPU
 """
 
@@ -137,6 +139,8 @@ def run(miniature: bool) -> dict:
     precisions = ("fp32", "bf16") if cuda or not miniature else ("fp32",)
     figures["fits"] = [_fit_pair(precision, settings, device) for precision in precisions]
     figures["packed"] = _packed(settings, device)
+    figures["lora_llama"] = _lora_llama(settings, device)
+    figures["packed_lora"] = _packed(settings, device, lora=True)
     figures["oom"] = _oom(settings) if cuda else "skipped: no CUDA device"
     print(f"OOM isolation: {figures['oom']}", flush=True)
     return figures
@@ -159,13 +163,28 @@ def _fit_pair(precision: str, settings: dict, device: str) -> dict:
     return {"precision": precision, **out}
 
 
-def _packed(settings: dict, device: str) -> dict:
+def _lora_llama(settings: dict, device: str) -> dict:
+    """One LoRA trial of a tiny random Llama, bf16 where the device computes it."""
+    import torch
+
+    from benchmarks.gpu_trainer import lora_llama_fit
+
+    precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    out = lora_llama_fit(_model_dir(), _r8("train", settings["train_docs"]), _r8("test", settings["test_docs"]),
+                         settings["max_length"], settings["batch"], precision, device)
+    print(f"LoRA tiny Llama {precision}: {out['samples_per_s']:9.1f} samples/s, {out['trainable_params']:,} "
+          f"trainable parameters, test macro-F1 {out['test_macro_f1']:.4f} (random weights)", flush=True)
+    return out
+
+
+def _packed(settings: dict, device: str, lora: bool = False) -> dict:
     """k trial processes at once on the device: trials/hour against one at a time."""
     rates = {}
     for k in settings["packs"]:
         started = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.gpu_trainer", "trial", _model_dir(),
-                                   str(settings["trial_docs"]), str(settings["trial_length"]), device],
+                                   str(settings["trial_docs"]), str(settings["trial_length"]), device,
+                                   *(["lora"] if lora else [])],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(k)]
         results = [p.communicate(timeout=600) for p in procs]
         failed = [err[-500:] for p, (_, err) in zip(procs, results, strict=True) if p.returncode != 0]
@@ -173,7 +192,7 @@ def _packed(settings: dict, device: str) -> dict:
             raise SystemExit(f"a packed trial failed:\n{failed[0]}")
         wall = time.perf_counter() - started
         rates[k] = round(k * 3600 / wall, 1)
-        print(f"{k} trial(s) packed: {wall:6.1f} s, {rates[k]:8.1f} trials/hour "
+        print(f"{k} {'LoRA ' if lora else ''}trial(s) packed: {wall:6.1f} s, {rates[k]:8.1f} trials/hour "
               f"({rates[k] / rates[settings['packs'][0]]:.2f}x one at a time)", flush=True)
     return rates
 

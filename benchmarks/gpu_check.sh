@@ -6,4 +6,4 @@ set -euo pipefail
 site=$(mktemp -d)
 python -m pip install --quiet --no-index --no-deps --target "$site" benchmarks/gpu_carry/wheels/*.whl
 PYTHONPATH="$site:$PWD" HPO_CACHE="$PWD/benchmarks/gpu_carry/cache" \
-  timeout 330 python -m benchmarks.gpu_check run --json "${OUT:-.}/gpu_check.json"
+  timeout 450 python -m benchmarks.gpu_check run --json "${OUT:-.}/gpu_check.json"
