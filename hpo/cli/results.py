@@ -162,10 +162,15 @@ def transfer_effect(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="The HTML file to write; the JSON goes beside it (same stem). Not -: it is two files.")
     ] = Path("transfer.html"),
+    zero_shot_limit: Annotated[int | None, typer.Option(
+        "--zero-shot-limit", min=1, metavar="N",
+        help="Score the zero-shot row on N test texts (a seeded draw), not all: a decoder's log-likelihood "
+             "zero-shot runs the model once per text.")] = None,
     storage: StorageOption = None,
 ) -> None:
     """Measure what the source task bought on the target's test split: zero-shot, linear probe, target only and
-    transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer)."""
+    transfer over seeds, with 95% t intervals and the paired transfer gain (flags negative transfer). For a
+    decoder-only model the zero-shot row is the label name's log-likelihood after a fixed prompt."""
     from hpo.errors import HpoError
     from hpo.results.transfer import transfer_effect as measure
     from hpo.storage import load_study
@@ -175,7 +180,7 @@ def transfer_effect(
                        "standard output cannot hold; give the page's name (-o transfer.html)")
     quiet()
     study, target = load_study(name, storage)
-    measure(study, seeds=seeds, output=output, storage=target.url, console=console)
+    measure(study, seeds=seeds, output=output, storage=target.url, console=console, zero_shot_limit=zero_shot_limit)
 
 
 @app.command("rank-models", rich_help_panel=PANEL)

@@ -187,6 +187,9 @@ def test_transfer_effect_end_to_end(tmp_path, tiny_model_dir):
     zero = result["rows"]["zero-shot"]
     assert zero["f1"][0] == zero["f1"][1] and zero["f1_ci"] == [zero["f1_mean"]] * 2  # deterministic: width 0
     assert "money fx" in zero["config"]["label_texts"]
+    documents = result["test"]["documents"]  # an encoder: the embedding zero-shot, on every test text by default
+    assert result["zero_shot"] == {"method": "embedding", "texts": documents, "of": documents, "limit": None,
+                                   "prompt_style": None, "prompt": None}
 
     # which configs: the best of a λ = 1 search with the study's budget (its own 2 target-only trials copied in as
     # the first two, 2 more searched), the study's best λ < 1 trial, a frozen probe of the former

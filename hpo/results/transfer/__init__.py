@@ -2,8 +2,10 @@
 
 Four rows, each over the same seeds (paired by seed):
 
-- zero-shot: no training; each test text gets the label whose (lightly normalised) name embeds closest, by
-  cosine, in the mean-pooled pretrained encoder. Deterministic, so the same value for every seed.
+- zero-shot: no training. An encoder: each test text gets the label whose (lightly normalised) name embeds closest,
+  by cosine, in the mean-pooled pretrained encoder. A decoder-only model: the label name with the highest summed
+  log-likelihood after a fixed prompt, by its LM head (likelihood.py). Deterministic, so the same value for every
+  seed; `zero_shot_limit` caps the texts it scores (a seeded draw), for a decoder's cost.
 - linear probe: the encoder frozen whole (freeze_depth = every layer), λ = 1; only the target head learns, with
   the target-only config's other fields (learning rate, epochs…).
 - target only: the best config at λ = 1 found with the study's search budget (choose.py).
@@ -29,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.results.transfer.choose import Picked, TargetOnlySearch, target_only_choice, transfer_choices
-from hpo.results.transfer.measure import Row, fit_and_test, normalise_label, zero_shot
-from hpo.results.transfer.page import gain_line, source_lines, text_table, write_outputs
+from hpo.results.transfer.measure import Row, ZeroShot, fit_and_test, normalise_label, zero_shot, zero_shot_texts
+from hpo.results.transfer.page import gain_line, source_lines, text_table, write_outputs, zero_shot_line
 from hpo.results.transfer.stats import (
     CI_METHOD,
     CONFIDENCE,
@@ -64,9 +66,11 @@ Trained = dict[str, tuple[Picked, dict[str, Any], str, str | None]]
 
 def transfer_effect(
     study: optuna.Study, *, seeds: int = 5, output: Path, storage: str, console: Console | None = None,
+    zero_shot_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Measure the four rows over `seeds` seeds on the target's test split; print the table and the gain; write
-    `output` (HTML, plotly.js inside) and the same stem with .json. Returns what the JSON holds."""
+    """Measure the four rows over `seeds` seeds on the target's test split (the zero-shot row on at most
+    `zero_shot_limit` of its texts); print the table and the gain; write `output` (HTML, plotly.js inside) and the
+    same stem with .json. Returns what the JSON holds."""
     from rich.console import Console
 
     from hpo.train.data import load_test
@@ -74,6 +78,8 @@ def transfer_effect(
 
     if seeds < 1:
         raise HpoError(f"--seeds must be at least 1 (got {seeds})")
+    if zero_shot_limit is not None and zero_shot_limit < 1:
+        raise HpoError(f"--zero-shot-limit must be at least 1 (got {zero_shot_limit})")
     console = console or Console()
     started = time.monotonic()
     spec, _ = stored_spec(study)
@@ -85,11 +91,13 @@ def transfer_effect(
     with console.status("loading the model…"):
         trained = _trained_rows(bench, spec, transfer, target_only)
     seed_list = [spec.base_config().seed + i for i in range(seeds)]
-    rows = _measure(bench, spec, test, trained, seed_list, console)
+    rows, zero = _measure(bench, spec, test, trained, seed_list, console, zero_shot_limit)
     result = _result(study, spec, test, rows, seed_list, how, time.monotonic() - started)
+    result["zero_shot"] = _zero_shot_record(zero, len(test), zero_shot_limit)
     result["sources"] = _by_source(spec, trained, rows)
     console.print(text_table(result))
     console.print(gain_line(result), highlight=False)
+    console.print(zero_shot_line(result), highlight=False)
     for line in source_lines(result):
         console.print(line, highlight=False)
     console.print(f"[dim]{CI_METHOD}[/]", highlight=False)
@@ -137,8 +145,14 @@ def _by_source(spec: StudySpec, trained: Trained, rows: dict[str, Row]) -> list[
     return found
 
 
+def _zero_shot_record(zero: ZeroShot, documents: int, limit: int | None) -> dict[str, Any]:
+    """What the JSON says of the zero-shot row: which method, on how many of the test texts, under which limit."""
+    return {"method": zero.method, "texts": zero.texts, "of": documents, "limit": limit,
+            "prompt_style": zero.config.get("prompt_style"), "prompt": zero.config.get("prompt")}
+
+
 def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, seeds: list[int],
-             console: Console) -> dict[str, Row]:
+             console: Console, zero_shot_limit: int | None) -> tuple[dict[str, Row], ZeroShot]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     rows = {name: Row(name) for name in (*ROWS, *trained)}
@@ -148,28 +162,32 @@ def _measure(bench: Workbench, spec: StudySpec, test: Corpus, trained: Trained, 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         overall = progress.add_task("zero-shot", total=1 + len(trained) * len(seeds))
-        _zero_shot_row(rows["zero-shot"], bench, spec, test, len(seeds), progress)
+        steps = progress.add_task("  texts", total=None)
+        zero = _zero_shot_row(rows["zero-shot"], bench, spec, test, zero_shot_limit, len(seeds), progress, steps)
         progress.advance(overall)
-        steps = progress.add_task("", total=None)
         for name, (_choice, params, _note, source) in trained.items():
             for index, seed in enumerate(seeds, start=1):
                 progress.update(overall, description=f"{name} · seed {seed} ({index}/{len(seeds)})")
                 progress.reset(steps, total=None, description="  steps")
                 _fit_row(rows[name], bench, spec.trial_config(params, seed=seed), test, progress, steps, source)
                 progress.advance(overall)
-    return rows
+    return rows, zero
 
 
-def _zero_shot_row(row: Row, bench: Workbench, spec: StudySpec, test: Corpus, seeds: int, progress: Progress) -> None:
+def _zero_shot_row(row: Row, bench: Workbench, spec: StudySpec, test: Corpus, limit: int | None, seeds: int,
+                   progress: Progress, steps: Any) -> ZeroShot:
+    """The zero-shot row on the test split, or on the draw of `limit` texts from it (seeded by the study's seed)."""
     config = spec.trial_config({})
     tick = time.monotonic()
-    f1, accuracy, label_texts = zero_shot(bench, test, config)
-    row.f1, row.accuracy = [f1] * seeds, [accuracy] * seeds
-    row.note = ("no training: nearest label-name embedding (cosine, mean-pooled pretrained encoder); "
-                "deterministic, the same value for every seed")
-    row.config = {"label_texts": label_texts, "max_length": config.max_length, "pooling": "mean"}
-    progress.console.print(f"zero-shot      test F1 {f1:.4f}  accuracy {accuracy:.4f}  "
-                           f"({time.monotonic() - tick:.0f} s)", highlight=False)
+    texts = zero_shot_texts(test, limit, config.seed)
+    zero = zero_shot(bench, texts, config,
+                     on_text=lambda done, total: progress.update(steps, completed=done, total=total))
+    row.f1, row.accuracy = [zero.f1] * seeds, [zero.accuracy] * seeds
+    row.note, row.config = zero.note, {**zero.config, "texts": zero.texts}
+    progress.console.print(f"zero-shot      test F1 {zero.f1:.4f}  accuracy {zero.accuracy:.4f}  ({zero.method}, "
+                           f"on {zero.texts} of {len(test)} test texts, {time.monotonic() - tick:.0f} s)",
+                           highlight=False)
+    return zero
 
 
 def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Progress, steps: Any,

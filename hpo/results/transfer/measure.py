@@ -1,5 +1,6 @@
-"""The transfer effect's measurements on the held-out test split: zero-shot (no training), and fits of a config
-over seeds, each keeping the weights of its best validation step, as a search trial's best step."""
+"""The transfer effect's measurements on the held-out test split: zero-shot (no training: an encoder's nearest
+label-name embedding, or a decoder's likeliest label name, likelihood.py), and fits of a config over seeds, each
+keeping the weights of its best validation step, as a search trial's best step."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.results.transfer.choose import Picked
+from hpo.results.transfer.likelihood import Prompt, causal_lm, predicted_labels
 from hpo.results.transfer.stats import json_number, json_numbers, mean_ci
 from hpo.train.config import TrainConfig
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from hpo.train.data import Corpus
     from hpo.workbench import Workbench
 
-__all__ = ["Row", "fit_and_test", "normalise_label", "zero_shot"]
+__all__ = ["Row", "ZeroShot", "fit_and_test", "normalise_label", "zero_shot", "zero_shot_texts"]
 
 
 @dataclass
@@ -67,9 +69,64 @@ def _embed(model: Any, data: Any, pad_id: int, where: Any, batch_size: int) -> A
     return out
 
 
-def zero_shot(bench: Workbench, test: Corpus, config: TrainConfig) -> tuple[float, float, list[str]]:
-    """Test F1 and accuracy of labelling each text by the nearest label-name embedding (cosine); and the label
-    texts used. No training, no randomness."""
+@dataclass(frozen=True)
+class ZeroShot:
+    """The zero-shot row's result on the texts it scored, and how it was made."""
+
+    f1: float
+    accuracy: float
+    method: str  # "embedding" (an encoder's nearest label name) or "log-likelihood" (a decoder's likeliest one)
+    texts: int  # the test texts scored (--zero-shot-limit caps them)
+    config: dict[str, Any]  # what the JSON records: the label texts, the prompt…
+    note: str
+
+
+def zero_shot_texts(test: Corpus, limit: int | None, seed: int) -> Corpus:
+    """The test texts the zero-shot row scores: all of them, or `limit` drawn at random with `seed` (a seeded draw
+    rather than the first N: a test file may be sorted by label), kept in file order."""
+    import numpy as np
+
+    if limit is None or limit >= len(test):
+        return test
+    return test.take(np.sort(np.random.default_rng(seed).choice(len(test), limit, replace=False)))
+
+
+def zero_shot(bench: Workbench, test: Corpus, config: TrainConfig,
+              on_text: Callable[[int, int], None] | None = None) -> ZeroShot:
+    """Zero-shot on `test`: for a decoder-only model the log-likelihood of each label name after a fixed prompt
+    (its LM head, likelihood.py), for an encoder, or a decoder checkpoint without an LM head, the nearest label-name
+    embedding."""
+    from hpo.train.backbone import is_decoder
+
+    if not is_decoder(bench.bundle.encoder):
+        return _embedding_zero_shot(bench, test, config, "")
+    model = causal_lm(bench)
+    if model is None:
+        return _embedding_zero_shot(bench, test, config, "the checkpoint has no trained LM head, so ")
+    return _likelihood_zero_shot(model, bench, test, config, on_text)
+
+
+def _likelihood_zero_shot(model: Any, bench: Workbench, test: Corpus, config: TrainConfig,
+                          on_text: Callable[[int, int], None] | None) -> ZeroShot:
+    from hpo.train.loop import placement
+    from hpo.train.metrics import accuracy, f1
+
+    names = tuple(normalise_label(name) for name in test.label_names)
+    prompt = Prompt(bench.bundle.tokenizer, names, config.max_length)
+    predictions = predicted_labels(model, test, config, prompt, on_text)
+    del model
+    _release(placement(config).device)
+    return ZeroShot(
+        f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), "log-likelihood",
+        len(test), {"method": "log-likelihood", "label_texts": list(names), "prompt_style": prompt.style,
+                    "prompt": prompt.template(), "max_length": config.max_length},
+        f"no training: the label name with the highest summed log-likelihood after a fixed prompt "
+        f"({prompt.style}), scored by the model's LM head; deterministic, the same value for every seed")
+
+
+def _embedding_zero_shot(bench: Workbench, test: Corpus, config: TrainConfig, why: str) -> ZeroShot:
+    """Test F1 and accuracy of labelling each text by the nearest label-name embedding (cosine). No training, no
+    randomness."""
     import numpy as np
 
     from hpo.train.data import Corpus
@@ -87,7 +144,11 @@ def zero_shot(bench: Workbench, test: Corpus, config: TrainConfig) -> tuple[floa
     predictions = (text_vectors @ label_vectors.T).argmax(-1).numpy()
     del model
     _release(where.device)
-    return f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), names
+    return ZeroShot(
+        f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), "embedding", len(test),
+        {"method": "embedding", "label_texts": names, "max_length": config.max_length, "pooling": "mean"},
+        f"no training: {why}nearest label-name embedding (cosine, mean-pooled pretrained encoder); deterministic, "
+        "the same value for every seed")
 
 
 def fit_and_test(

@@ -11,7 +11,7 @@ from typing import Any
 from hpo.files import html_page, write_output
 from hpo.results.transfer.stats import INCONCLUSIVE, NEGATIVE, POSITIVE
 
-__all__ = ["clipped_rows", "gain_line", "source_lines", "text_table", "write_outputs"]
+__all__ = ["clipped_rows", "gain_line", "source_lines", "text_table", "write_outputs", "zero_shot_line"]
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -72,6 +72,32 @@ def source_lines(result: dict[str, Any]) -> list[str]:
     return [f"  source {item['source']}: gain {_fmt(item['gain']['mean'], True)} 95% CI "
             f"{_ci_text(item['gain']['ci'], True)} ({item['verdict']}; row {item['row']!r})"
             for item in result.get("sources") or []]
+
+
+_ZERO_SHOT = {  # how each zero-shot method picks a label, in the page's words
+    "embedding": "the label name that embeds closest (cosine) in the mean-pooled pretrained encoder",
+    "log-likelihood": "the label name with the highest summed log-likelihood after a fixed prompt, by the model's LM "
+                      "head (the prompt runs once per text; its key/value cache serves every label)",
+}
+
+
+def zero_shot_line(result: dict[str, Any]) -> str:
+    """Which zero-shot the row is, and on how many of the test texts (--zero-shot-limit caps them)."""
+    zero = result.get("zero_shot")
+    if not zero:
+        return ""
+    prompt = f" ({zero['prompt_style']})" if zero.get("prompt_style") else ""
+    limit = f" (--zero-shot-limit {zero['limit']})" if zero.get("limit") is not None else ""
+    return (f"zero-shot on {zero['texts']} of {zero['of']} test texts{limit}: {zero['method']}{prompt}, "
+            f"{_ZERO_SHOT.get(zero['method'], zero['method'])}")
+
+
+def _zero_shot_html(result: dict[str, Any]) -> str:
+    zero = result.get("zero_shot")
+    if not zero:
+        return ""
+    prompt = (f'<pre id="zero-shot-prompt">{html.escape(zero["prompt"])}</pre>') if zero.get("prompt") else ""
+    return f'<p class="method" id="zero-shot">{html.escape(zero_shot_line(result))}.</p>{prompt}'
 
 
 def write_outputs(result: dict[str, Any], output: Path) -> None:
@@ -162,6 +188,8 @@ def _page(result: dict[str, Any]) -> str:
 <p id="gain">transfer gain ({esc(gain['definition'])}): <b>{_fmt(gain['mean'], True)}</b>, 95% CI
 {esc(_ci_text(gain['ci'], True))}; per seed {esc(" ".join(_fmt(v, True) for v in gain['per_seed']))}. {flag}</p>
 {sources}
+{_zero_shot_html(result)}
 <p class="method">{esc(result['ci_method'])} The verdict: {esc(result['verdict_rule'])}.</p>""",
                      style="td.note, .method { color: #555; font-size: 90%; }\n.negative { color: #c00; }\n"
-                           ".positive { color: #080; }\n.inconclusive { color: #a60; }\n")
+                           ".positive { color: #080; }\n.inconclusive { color: #a60; }\n"
+                           "#zero-shot-prompt { white-space: pre-wrap; color: #555; font-size: 85%; }\n")
