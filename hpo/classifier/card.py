@@ -14,6 +14,7 @@ from hpo.spec import StudySpec
 
 if TYPE_CHECKING:
     from hpo.classifier.retrained import Retrained
+    from hpo.classifier.saved import SavedFormat
 
 __all__ = ["model_card"]
 
@@ -21,8 +22,9 @@ _FRONT_MATTER = "---\nlibrary_name: transformers\npipeline_tag: text-classificat
 
 
 def model_card(spec: StudySpec, result: Retrained, *, directory: Path, source_labels: tuple[str, ...],
-               train_size: int) -> str:
-    """The card's Markdown (with the Hugging Face front matter), every figure as `metrics.json` holds it."""
+               train_size: int, saved: SavedFormat) -> str:
+    """The card's Markdown (with the Hugging Face front matter), every figure as `metrics.json` holds it; how to
+    load it as `saved` (what `save_classifier` wrote) says."""
     target, config = spec.target, result.config
     labels = result.test["classes"]
     trained_on = "its training split" if result.trained_on == "train" else "its training and validation splits"
@@ -36,7 +38,8 @@ def model_card(spec: StudySpec, result: Retrained, *, directory: Path, source_la
         _metrics(result, target.test_label),
         "## Labels\n\n" + ", ".join(f"`{name}`" for name in labels) + "\n",
         "## Training config\n\n```yaml\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False) + "```\n",
-        _usage(directory),
+        _stock_usage(directory, saved.architecture) if saved.stock else _usage(directory),
+        _adapter_usage(directory, saved) if saved.adapter_base is not None else "",
     ]
     return "\n".join(parts)
 
@@ -108,4 +111,50 @@ import modeling_transfer_hpo  # noqa: F401
 ```
 
 then `pipeline(...)` as above.
+"""
+
+
+def _stock_usage(directory: Path, architecture: str) -> str:
+    where = json.dumps(str(directory))
+    return f"""## How to use
+
+A stock `{architecture}`: plain transformers loads it, with nothing to import and no remote
+code (it scores the last token that is not padding with a bias-free linear head, as it trained):
+
+```python
+from transformers import pipeline
+
+classify = pipeline("text-classification", model={where})
+classify(["a text to label"], truncation=True)  # truncation: to the max length it trained with
+```
+"""
+
+
+def _adapter_usage(directory: Path, saved: SavedFormat) -> str:
+    """How peft loads `adapter/`: onto the same class with the pretrained backbone, which the merged model above
+    already is with the adapter folded in."""
+    where, base = json.dumps(str(directory)), json.dumps(saved.adapter_base)
+    adapter = json.dumps(str(directory / "adapter"))
+    if saved.stock:
+        build = f"""from transformers import AutoConfig, AutoModelForSequenceClassification
+
+# the pretrained model, with this model's labels and pad token (its head comes from the adapter)
+base = AutoModelForSequenceClassification.from_pretrained({base}, config=AutoConfig.from_pretrained({where}))"""
+    else:
+        build = f"""import hpo.classifier  # or the modeling file saved here, as above
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+base = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained({where}))
+base.encoder = AutoModel.from_pretrained({base})  # the pretrained backbone (its head comes from the adapter)"""
+    return f"""## The LoRA adapter
+
+The model above has its LoRA adapter merged into its weights. `adapter/` holds the adapter itself (peft), with the
+trained head saved beside it as a module to save, for the pretrained model `{saved.adapter_base}`:
+
+```python
+from peft import PeftModel
+{build}
+
+model = PeftModel.from_pretrained(base, {adapter}).eval()
+```
 """

@@ -5,7 +5,8 @@ pooling it trained with (mean over the attention mask, the first token, or the l
 head, with the dataset's label names as `id2label`. Stock
 `XForSequenceClassification` classes put their own layers between the encoder and the head (BERT's pooler,
 DistilBERT's pre-classifier, RoBERTa's dense layer), so none of them reproduces the probabilities as trained; this
-one does.
+one does. (A decoder with `last` pooling is the exception: its stock class, e.g. `LlamaForSequenceClassification`,
+computes exactly that, so `hpo train` saves it as the stock class and this one serves every other model.)
 
 Importing this module registers these classes with transformers' Auto classes (`import hpo.classifier` imports it).
 The file is self-contained (torch and transformers only) and `hpo train` copies it into every saved model directory,

@@ -62,8 +62,8 @@ def retrain(
                                  on_step=on_step)
     source = bench.source()  # the study's one source task; None for a trial that drew none (target only)
     source_labels = source.label_names if source is not None else ()
-    save_classifier(fit.model.cpu(), bench.bundle.tokenizer, out, label_names=corpus.label_names,
-                    source_label_names=source_labels, config=config, study_text=dump_spec(spec))
+    saved = save_classifier(fit.model.cpu(), bench.bundle.tokenizer, out, label_names=corpus.label_names,
+                            source_label_names=source_labels, config=config, study_text=dump_spec(spec))
     started = time.monotonic()
     test = evaluate_saved(load_classifier(out))
     best, curve = fit.best, fit.result.curve
@@ -80,7 +80,7 @@ def retrain(
     )
     write_output(out / "metrics.json", json.dumps(result.to_json(), indent=2))
     write_output(out / "README.md", model_card(spec, result, directory=out,
-                                               source_labels=source_labels, train_size=len(corpus)))
+                                               source_labels=source_labels, train_size=len(corpus), saved=saved))
     return result
 
 
