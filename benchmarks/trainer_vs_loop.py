@@ -105,6 +105,12 @@ def parse_args() -> argparse.Namespace:
                         help="tiny sizes (64 train / 32 val docs, max length 32): a smoke test only")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant (the median is shown)")
+    parser.add_argument("--model", default=MODEL_ID,
+                        help=f"the backbone (default {MODEL_ID}); e.g. bundled:smollm2-135m-instruct")
+    parser.add_argument("--depths", type=int, nargs="+", metavar="K",
+                        help="freeze depths of the reuse table (default 0, 1, half and all of the layers)")
+    parser.add_argument("--reuse-only", action="store_true",
+                        help="only the reuse table (no Trainer comparison): e.g. for a decoder backbone")
     args = parser.parse_args()
     if args.quick:
         args.train_docs, args.val_docs, args.max_length = 64, 32, 32
@@ -159,7 +165,7 @@ def run_loop(
     curve: list[Evaluation] = []
     started = time.perf_counter()
     result = train(config, model, train_enc, val_enc, None,
-                   pad_id=bundle.tokenizer.pad_token_id or 0, on_eval=lambda e: curve.append(e))
+                   pad_id=bundle.pad_id, on_eval=lambda e: curve.append(e))
     wall = time.perf_counter() - started
     last = result.curve[-1]
     resolved = resolve_precision(precision, resolve_device(config.device))
@@ -198,7 +204,7 @@ def run_trainer(name: str, corpora: tuple[Corpus, Corpus], args: argparse.Namesp
     )
 
     train_corpus, val_corpus = corpora
-    path = resolve_model_path(MODEL_ID)
+    path = resolve_model_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
 
     def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -269,11 +275,11 @@ def main() -> None:
         DatasetSpec(builtin="reuters-r8", max_samples=args.train_docs + args.val_docs),
         validation_size=args.val_docs, seed=SEED,
     )
-    bundle = load_encoder(ModelSpec(id=MODEL_ID))
+    bundle = load_encoder(ModelSpec(id=args.model))
     depth = int(bundle.encoder.config.num_hidden_layers)
     n_train, n_val = len(data.target_train), len(data.target_val)
     native_bf16 = resolve_precision("auto", torch.device("cpu")) is not None
-    print(f"model {MODEL_ID} ({depth} layers); target reuters-r8: {n_train} train / {n_val} val docs, "
+    print(f"model {args.model} ({depth} layers); target reuters-r8: {n_train} train / {n_val} val docs, "
           f"{len(data.target_train.label_names)} classes")
     print(f"max_length {args.max_length}, batch {args.batch_size}, {args.epochs} epoch(s), one evaluation "
           f"on the {n_val} val docs per epoch; lr {LEARNING_RATE:g}; seed {SEED}")
@@ -283,6 +289,11 @@ def main() -> None:
     if args.quick:
         print("--quick: tiny sizes, a smoke test; the figures below mean nothing")
 
+    if args.reuse_only:
+        rows = depth_table(bundle, data, args, depth)
+        if args.json is not None:
+            args.json.write_text(json.dumps({"model": args.model, "freeze": rows}, indent=2) + "\n")
+        return
     warm_up(bundle, data, args)
     corpora = (data.target_train, data.target_val)
 
@@ -316,7 +327,7 @@ def main() -> None:
     freezes = depth_table(bundle, data, args, depth)
     if args.json is not None:
         figures = {
-            "settings": {"model": MODEL_ID, "train_docs": n_train, "val_docs": n_val,
+            "settings": {"model": args.model, "train_docs": n_train, "val_docs": n_val,
                          "max_length": args.max_length, "batch_size": args.batch_size, "epochs": args.epochs,
                          "learning_rate": LEARNING_RATE, "seed": SEED, "quick": args.quick},
             "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -352,7 +363,7 @@ def depth_table(bundle: EncoderBundle, data: TaskData, args: argparse.Namespace,
     from hpo.settings import cache_dir
 
     rows = []
-    for k in sorted({0, 1, depth // 2, depth}):
+    for k in sorted(set(args.depths) if args.depths else {0, 1, depth // 2, depth}):
         for mode, reuse in MODES if k else MODES[:1]:
             runs = []
             for _ in range(args.repeats):
@@ -363,7 +374,7 @@ def depth_table(bundle: EncoderBundle, data: TaskData, args: argparse.Namespace,
             rows.append({"freeze_depth": k, "reuse": mode, "train_s_per_epoch": (run.train_s or 0) / args.epochs,
                          "wall_s": run.wall_s, "val_macro_f1": run.val_f1, "reuse_stats": run.extra["reuse"],
                          "trainable_params": run.extra["trainable_params"], "threads": os.cpu_count()})
-    base = next(r for r in rows if r["freeze_depth"] == 0)["train_s_per_epoch"]
+    base = next((r for r in rows if r["freeze_depth"] == 0), rows[0])["train_s_per_epoch"]
     print()
     print("loop, precision auto, target only: training seconds per epoch (evaluations excluded) by freeze_depth;")
     print("reuse off: frozen layers recomputed every step; cold: reuse on an empty cache (this trial builds the")
