@@ -412,3 +412,9 @@ def test_cli_help_lists_the_commands() -> None:
     assert done.returncode == 0, done.stderr
     for command in ("run", "validate", "studies"):  # a row of the commands table: name, then its help
         assert re.search(rf"^\W*{command} {{2,}}\w", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_study_file_is_valid_and_named_after_its_file(path: Path) -> None:
+    spec = load_spec(path)  # the same validation `hpo validate` starts with; data are checked by the runs that use it
+    assert spec.name == path.stem
