@@ -44,7 +44,9 @@ def _enqueue(tmp_path: Path, sources: list[str]) -> Path:
 def test_trials_draw_a_source_none_is_target_only_and_a_source_never_drawn_never_loads(tmp_path, tiny_model_dir):
     spec = _study(tmp_path, tiny_model_dir)
     queued = _enqueue(tmp_path, ["a.csv", "none", "a.csv"])
-    done = hpo_cli("run", str(spec), "--enqueue", str(queued), cwd=tmp_path)
+    # a cache of its own: the first trial must build the frozen-layer outputs, whatever earlier runs left behind
+    own_cache = {"HPO_CACHE": str(tmp_path / "cache")}
+    done = hpo_cli("run", str(spec), "--enqueue", str(queued), cwd=tmp_path, env=own_cache)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'hpo.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
