@@ -122,6 +122,7 @@ def run_study(
     from hpo.search.objective import Objective  # imports torch: only when a study runs
     from hpo.search.progress import LiveDisplay
     from hpo.search.space import target_only_params, target_only_share
+    from hpo.search.trackers import require_trackers, tracked
 
     started = time.monotonic()
     console = console or Console()
@@ -129,6 +130,7 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     target = resolve_storage(storage, spec.storage)
+    require_trackers(spec, source)  # a tracker's package missing: one error before the study exists
     with console.status("checking the model and loading data…"):
         bench = open_workbench(spec, source)
     study = optuna.create_study(
@@ -153,7 +155,9 @@ def run_study(
         bench.bundle  # noqa: B018 - loaded now, under the status line, not inside the first trial
     console.print(f"study [bold]{spec.name}[/] · storage {target.display} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
-    objective = Objective(spec, bench, LiveDisplay(console, spec.name, budget, counts), seed, lambda_param)
+    display = tracked(LiveDisplay(console, spec.name, budget, counts), spec, study, target,
+                      (study.metric_names or [METRIC])[0], console)
+    objective = Objective(spec, bench, display, seed, lambda_param)
     _run(study, objective, budget, spec.max_retries)
     return RunResult(study, target.display, budget, time.monotonic() - started)
 

@@ -13,6 +13,7 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 from hpo.errors import HpoError
 from hpo.spec.names import MAX_NAME_LENGTH, NAME_PATTERN
 from hpo.spec.sources import NO_SOURCE, SourceChoices, SourceEntry, source_key
+from hpo.spec.trackers import TrackersSpec
 from hpo.train.config import LAMBDA, NOT_SEARCHABLE, Strict, TrainConfig, current_names
 from hpo.train.sources import DatasetSpec, ModelSpec
 
@@ -159,6 +160,9 @@ class StudySpec(Strict):
     )
     direction: Literal["maximize"] = "maximize"
     storage: str | None = Field(None, description="Storage URL without a password (use HPO_STORAGE for one).")
+    trackers: TrackersSpec | None = Field(
+        None, description="Also record each trial as a run in MLflow and/or Weights & Biases (optional extras)."
+    )
     exported_from: ExportedFrom | None = Field(
         None, description="Written by `hpo export`: the study, trial, its value and provenance it came from."
     )
