@@ -242,3 +242,31 @@ def test_the_stock_table_covers_every_decoder_family():
     from tests.train.decoders import DECODERS
 
     assert set(STOCK_CLASSES) == set(DECODERS)
+
+
+def test_a_decoder_study_goes_search_export_train_pipeline_predict_through_the_commands(tmp_path, tokenizers):
+    """The whole path a user takes with a decoder, each step the real `hpo` command: a LoRA search with `last`
+    pooling, its best trial exported, retrained and saved as the stock class, then read by a plain pipeline and by
+    `hpo predict`, which agree on every label."""
+    from tests.builders import hpo_cli, study_from, write_study
+
+    base = saved_model(tmp_path / "base", "llama", tokenizers["llama"])
+    spec = write_study(tmp_path / "s.yaml", base, n_trials=2, epochs=1, target_samples=96,
+                       pruner="{name: none}")
+    study_from(spec, spec, {"model": {"id": str(base), "pooling": "last"},
+                            "training": {"adapter": "lora", "lora_r": 4}})
+    for step in (("run", str(spec)), ("export", "tiny", "-o", "best.yaml"),
+                 ("train", "best.yaml", "--out", "model")):
+        done = hpo_cli(*step, cwd=tmp_path)
+        assert done.returncode == 0, (step, done.stderr[-3000:])
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"] and "auto_map" not in config
+    import pandas as pd
+
+    pd.DataFrame({"text": _texts()}).to_json(tmp_path / "texts.jsonl", orient="records", lines=True)
+    predicted = hpo_cli("predict", "model", "texts.jsonl", "-o", "predicted.csv", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    labels = pd.read_csv(tmp_path / "predicted.csv")["label"].tolist()
+    piped = _fresh_pipeline(tmp_path / "model", tmp_path)
+    assert not piped["hpo_imported"]
+    assert [max(row, key=lambda r: r["score"])["label"] for row in piped["alone"]] == labels
