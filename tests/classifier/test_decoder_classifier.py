@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.train.decoders import byte_bpe, saved_model
+from tests.train.decoders import byte_bpe, r8_texts, saved_model
 
 MAX_LENGTH = 32
 TOKENIZER_STYLE = {"llama": "llama", "qwen2": "gpt2", "gpt2": "gpt2", "mistral": "llama", "phi3": "llama"}
@@ -50,9 +50,7 @@ def _texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tokenizers() -> dict[str, Any]:
-    from hpo.train.corpora import builtin_file, read_tab
-
-    corpus = read_tab(builtin_file("reuters-r8", "train"))[0][:200]
+    corpus = r8_texts()
     return {style: byte_bpe(corpus, style=style) for style in ("llama", "gpt2")}
 
 

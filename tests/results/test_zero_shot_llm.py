@@ -30,27 +30,18 @@ from hpo.train.data import Corpus
 from hpo.train.model import load_encoder
 from hpo.train.sources import ModelSpec
 from tests.builders import hpo_cli, study_from, write_study
-from tests.train.decoders import byte_bpe
+from tests.train.decoders import byte_bpe, r8_texts, tiny_decoder
 from tests.train.fits import config
 
 
 def tiny_lm(family: str, vocab_size: int, **changes) -> torch.nn.Module:
     """A randomly initialised causal LM (with its LM head), hidden 32, 2 layers, in eval mode."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "num_key_value_heads": 2, "max_position_embeddings": 130, "bos_token_id": None, "eos_token_id": None,
-             "pad_token_id": None}
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(family, vocab_size=vocab_size,
-                                                                 **{**shape, **changes})).eval()
+    return tiny_decoder(family, vocab_size, 2, lm_head=True, **changes).eval()
 
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    from hpo.train.corpora import builtin_file, read_tab
-
-    return read_tab(builtin_file("reuters-r8", "train"))[0][:200]
+    return r8_texts()
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,27 @@ import torch
 DECODERS = ("gpt2", "llama", "qwen2", "mistral", "phi3")
 
 
-def tiny_decoder(family: str, vocab_size: int, layers: int = 3, **changes) -> torch.nn.Module:
-    """A randomly initialised base model (no LM head): hidden 32, 2 heads, `layers` blocks. Qwen2's and Mistral's
-    grouped-query attention gets as many key/value heads as query heads (their defaults do not divide 2); the
-    families' default special-token ids lie beyond a tiny vocabulary, so they are unset unless `changes` sets them."""
-    from transformers import AutoConfig, AutoModel
+def tiny_decoder(family: str, vocab_size: int, layers: int = 3, *, lm_head: bool = False,
+                 **changes) -> torch.nn.Module:
+    """A randomly initialised base model (with `lm_head`, the causal LM around it): hidden 32, 2 heads, `layers`
+    blocks. Qwen2's and Mistral's grouped-query attention gets as many key/value heads as query heads (their
+    defaults do not divide 2); the families' default special-token ids lie beyond a tiny vocabulary, so they are
+    unset unless `changes` sets them."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     torch.manual_seed(0)
     shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers, "num_attention_heads": 2,
              "num_key_value_heads": 2, "max_position_embeddings": 130, "bos_token_id": None, "eos_token_id": None,
              "pad_token_id": None}
     config = AutoConfig.for_model(family, vocab_size=vocab_size, **{**shape, **changes})
-    return AutoModel.from_config(config)
+    return (AutoModelForCausalLM if lm_head else AutoModel).from_config(config)
+
+
+def r8_texts() -> list[str]:
+    """200 R8 training texts: what the tokenizers here are trained on."""
+    from hpo.train.corpora import builtin_file, read_tab
+
+    return read_tab(builtin_file("reuters-r8", "train"))[0][:200]
 
 
 def byte_bpe(texts: list[str], *, style: str):

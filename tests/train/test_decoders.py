@@ -15,7 +15,7 @@ from hpo.train.batches import collate
 from hpo.train.model import TransferModel, load_encoder, pooled
 from hpo.train.sources import ModelSpec
 from hpo.train.tokens import Encoded, choose_pad
-from tests.train.decoders import DECODERS, byte_bpe, saved_model, tiny_decoder
+from tests.train.decoders import DECODERS, byte_bpe, r8_texts, saved_model, tiny_decoder
 from tests.train.fits import config, r8_corpus
 
 
@@ -35,9 +35,7 @@ def r8(minilm_tokenizer):
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    from hpo.train.corpora import builtin_file, read_tab
-
-    return read_tab(builtin_file("reuters-r8", "train"))[0][:200]
+    return r8_texts()
 
 
 @pytest.fixture(scope="module")
