@@ -19,24 +19,31 @@ def _labels(train: tuple[list[str], list[str]], test: tuple[list[str], list[str]
     return names, np.array([index[x] for x in train[1]]), np.array([index.get(x, -1) for x in test[1]])
 
 
+def _encoded(tokenizer, train, test, max_length: int):
+    """(label names, train, test) tokenised as the objective does; test texts of a label train lacks dropped."""
+    from hpo.train.data import Corpus
+    from hpo.train.tokens import encode, tokenizer_fingerprint
+
+    names, y_train, y_test = _labels(train, test)
+    keep = y_test >= 0
+    key = tokenizer_fingerprint(tokenizer)
+    train_enc = encode(tokenizer, key, Corpus(tuple(train[0]), y_train, tuple(names)), max_length)
+    test_enc = encode(tokenizer, key, Corpus(tuple(t for t, k in zip(test[0], keep, strict=True) if k),
+                                             y_test[keep], tuple(names)), max_length)
+    return names, train_enc, test_enc
+
+
 def loop_fit(model_dir: str, train, test, max_length: int, batch: int, precision: str, device: str,
              epochs: int = 1) -> tuple[float, float]:
     """hpo's loop, target only, no freezing: (samples/s over the whole fit, test macro-F1 at its one evaluation)."""
     from transformers import AutoModel, AutoTokenizer
 
     from hpo.train.config import TrainConfig
-    from hpo.train.data import Corpus
     from hpo.train.loop import train as fit
     from hpo.train.model import TransferModel
-    from hpo.train.tokens import encode, tokenizer_fingerprint
 
-    names, y_train, y_test = _labels(train, test)
-    keep = y_test >= 0
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    key = tokenizer_fingerprint(tokenizer)
-    train_enc = encode(tokenizer, key, Corpus(tuple(train[0]), y_train, tuple(names)), max_length)
-    test_enc = encode(tokenizer, key, Corpus(tuple(t for t, k in zip(test[0], keep, strict=True) if k),
-                                             y_test[keep], tuple(names)), max_length)
+    names, train_enc, test_enc = _encoded(tokenizer, train, test, max_length)
     torch.manual_seed(0)
     model = TransferModel(AutoModel.from_pretrained(model_dir, dtype=torch.float32), len(names), 2, "mean")
     config = TrainConfig(learning_rate=1e-4, target_weight=1.0, epochs=epochs, batch_size=batch, max_length=max_length,
@@ -113,18 +120,11 @@ def lora_llama_fit(tokenizer_dir: str, train, test, max_length: int, batch: int,
 
     from hpo.train.adapters import add_lora
     from hpo.train.config import TrainConfig
-    from hpo.train.data import Corpus
     from hpo.train.loop import train as fit
     from hpo.train.model import TransferModel
-    from hpo.train.tokens import encode, tokenizer_fingerprint
 
-    names, y_train, y_test = _labels(train, test)
-    keep = y_test >= 0
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # MiniLM's: a real vocabulary, with a pad token
-    key = tokenizer_fingerprint(tokenizer)
-    train_enc = encode(tokenizer, key, Corpus(tuple(train[0]), y_train, tuple(names)), max_length)
-    test_enc = encode(tokenizer, key, Corpus(tuple(t for t, k in zip(test[0], keep, strict=True) if k),
-                                             y_test[keep], tuple(names)), max_length)
+    names, train_enc, test_enc = _encoded(tokenizer, train, test, max_length)
     torch.manual_seed(0)
     llama = AutoConfig.for_model("llama", vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512,
                                  num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
