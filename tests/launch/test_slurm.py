@@ -203,6 +203,8 @@ class ArrayRun:
     registry: Path
     study_file: Path
     victim_task: str
+    held_trial: int  # the second task's trial, held at the barrier while the first task was preempted
+    held_task: str
     seen_requeued: bool
     wall_seconds: float
     options: dict[str, Any]
@@ -211,9 +213,10 @@ class ArrayRun:
 @pytest.fixture(scope="module")
 def array_run(slurm, tiny_model_dir, tmp_path_factory) -> ArrayRun:
     """One 3-task array on a tiny real study (6 trials) in a fresh PostgreSQL database, the storage URL with a
-    password given as --storage. The first task to report an evaluation stops at a barrier mid-trial, and gets
-    SIGUSR2 there (`scancel --signal=USR2 JOB_TASK`, what Slurm sends before the time limit) while the other two run
-    the study on; once the study is done, the requeued task is let start at once (Slurm holds a requeued task for
+    password given as --storage. The first two tasks to report an evaluation (the node has 2 GPUs, so two run at
+    once) stop at a barrier mid-trial; the first gets SIGUSR2 there (`scancel --signal=USR2 JOB_TASK`, what Slurm
+    sends before the time limit), and once its trial has left RUNNING the second is released to run the study on
+    with the third; once the study is done, the requeued task is let start at once (Slurm holds a requeued task for
     ~2 minutes) and must end cleanly."""
     from tests.pg import create_database, drop_database
 
@@ -227,17 +230,23 @@ def array_run(slurm, tiny_model_dir, tmp_path_factory) -> ArrayRun:
         env.chdir(base)
         env.delenv("HPO_STORAGE", raising=False)
         env.setenv("COLUMNS", "200")
-        for key, value in barrier_env(barrier).items():  # sbatch exports the environment to the tasks
+        for key, value in barrier_env(barrier, holders=2).items():  # sbatch exports the environment to the tasks
             env.setenv(key, value)
         job_id = str(launch("slurm", study_file, storage=_with_password(url), log_dir=log_dir,
                             **options).record.job_id)
     try:
-        reached = _wait_for(lambda: (barrier / "reached").exists() and (barrier / "reached").read_text(), 240,
-                            "a task at its barrier", log_dir)
-        victim = next(t for t in _study(url, "tiny").trials if t.number == json.loads(reached)["trial"])
+        reached = [_wait_for(lambda f=f: f.exists() and f.read_text(), 240, "two tasks at their barrier", log_dir)
+                   for f in (barrier / "reached", barrier / "reached-1")]
+        victim_number, held_number = (json.loads(text)["trial"] for text in reached)
+        victim = next(t for t in _study(url, "tiny").trials if t.number == victim_number)
+        held = next(t for t in _study(url, "tiny").trials if t.number == held_number)
         assert victim.state == TrialState.RUNNING and victim.intermediate_values, "mid-trial at the barrier"
-        task = victim.user_attrs["slurm_array_task_id"]
+        task, held_task = victim.user_attrs["slurm_array_task_id"], held.user_attrs["slurm_array_task_id"]
+        assert task != held_task, "two tasks stand at the barrier"
         subprocess.run(["scancel", "--signal=USR2", f"{job_id}_{task}"], check=True, timeout=30)
+        _wait_for(lambda: next(t for t in _study(url, "tiny").trials if t.number == victim_number).state
+                  != TrialState.RUNNING, 120, "the preempted trial to leave RUNNING", log_dir)
+        (barrier / "release").touch()
 
         seen: list[tuple[str, str, str]] = []
 
@@ -251,7 +260,7 @@ def array_run(slurm, tiny_model_dir, tmp_path_factory) -> ArrayRun:
         if any(t == requeued for t, _, _ in _queued(job_id)):
             subprocess.run(["scontrol", "update", f"jobid={requeued}", "StartTime=now"], check=True, timeout=30)
         _wait_for(lambda: not _queued(job_id), 120, "every task to leave the queue", log_dir)
-        yield ArrayRun(url, job_id, log_dir, registry, study_file, task, seen_requeued,
+        yield ArrayRun(url, job_id, log_dir, registry, study_file, task, held_number, held_task, seen_requeued,
                        time.monotonic() - started, options)
     finally:
         subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
@@ -266,8 +275,10 @@ def test_a_three_task_array_runs_the_study_to_completion(array_run):
     for t in trials:
         assert t.user_attrs["slurm_job_id"] and t.user_attrs["slurm_array_task_id"] in ("0", "1", "2")
         assert t.user_attrs["gpu"] in ("0", "1"), "--gpus-per-task 1: Slurm's GPU reaches the trial's identity"
+    held = next(t for t in trials if t.number == array_run.held_trial)
+    assert held.state == TrialState.COMPLETE and array_run.held_task != array_run.victim_task, \
+        "a second task ran its trial to the end while the first was preempted"
     tasks = {t.user_attrs["slurm_array_task_id"] for t in trials if t.state == TrialState.COMPLETE}
-    assert len(tasks) > 1, "more than one task ran trials"
 
     recorded = launches("tiny", root=array_run.registry)
     assert [(r.launcher, r.job_id, r.tasks) for r in recorded] == [("slurm", array_run.job_id, 3)]

@@ -31,8 +31,10 @@ from tests.builders import barrier_env, reach_barriers, start_worker, study_from
 HANG_S = 600  # a guard against a hung worker, never a timing a test relies on
 GOOD = {"learning_rate": 3.0e-3, "target_weight": 1.0, "freeze_depth": 0, "l1": 0.0, "l2": 0.0}
 # In this order the three trials end FAIL (the penalty overflows: an infinite loss), COMPLETE, and PRUNED (it learns
-# nothing, and the median pruner has one complete trial to compare it with).
+# nothing, and the median pruner has one complete trial to compare it with). The re-run's one trial is enqueued too:
+# sampled, it could draw l2 = 1e38, fail, and leave the budget one trial short, so the run would add a fifth.
 FAILS, LEARNS, LEARNS_NOTHING = {**GOOD, "l2": 1.0e38}, GOOD, {**GOOD, "learning_rate": 1.0e-4, "freeze_depth": 2}
+RERUN = {**GOOD, "learning_rate": 2.0e-3}
 
 
 def _spec_file(work: Path, model_dir: Path, trackers: dict, n_trials: int = 2, overflows: bool = False) -> Path:
@@ -77,7 +79,7 @@ def tracked(tmp_path_factory, tiny_model_dir):
         "mlflow": {"tracking_uri": uri, "experiment": "transfer"},
         "wandb": {"project": "tiny", "mode": "offline"}}, overflows=True)
     queued = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
-    for params in (FAILS, LEARNS, LEARNS_NOTHING):
+    for params in (FAILS, LEARNS, LEARNS_NOTHING, RERUN):
         queued.enqueue_trial(params)
     caller_uri = os.environ.get("MLFLOW_TRACKING_URI")
     with pytest.MonkeyPatch.context() as environment:
