@@ -45,7 +45,7 @@ def _trial(rng: random.Random, i: int) -> FrozenTrial:
              for s in range(1, steps + 1)}
     attrs: dict[str, Any] = {"epochs_run": steps / 2, "hostname": f"node-{i % 4}", "pid": 1000 + i % 4,
                              "device": "cpu", "precision": "fp32",
-                             "f1_curve": [[s, s / 2, v] for s, v in curve.items()]}
+                             "curve": [[s, s / 2, v] for s, v in curve.items()]}
     if state == TrialState.FAIL:
         attrs["failure_reason"] = "preempted"
     else:

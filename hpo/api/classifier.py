@@ -58,7 +58,7 @@ def retrain(study_file: str | os.PathLike[str], *, out: str | os.PathLike[str], 
             progress: Progress = None) -> Retrained:
     """`hpo train EXPORTED.yaml --out DIR`: retrain an exported config (every field fixed), save it as a Hugging
     Face classifier in `out`, evaluate it on the test split; returns what `out/metrics.json` holds. `progress`:
-    the live epoch, step, val F1 and ETA line on the terminal (or on the Console given)."""
+    the live epoch, step, validation objective and ETA line on the terminal (or on the Console given)."""
     choices = get_args(TrainOn)
     if train_on not in choices:
         raise HpoError(f"train_on must be one of {', '.join(choices)} (got {train_on!r})")

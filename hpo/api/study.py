@@ -20,6 +20,7 @@ import yaml
 from hpo.api._console import Progress, console_for
 from hpo.errors import HpoError, SpecError
 from hpo.results.export import Exported, export_study
+from hpo.results.export_model import export_model
 from hpo.results.records import TRIAL_FIELDS, ExportFormat, trial_records
 from hpo.results.status import status_record
 from hpo.search.worker import run_and_report
@@ -43,7 +44,7 @@ class TrialRecord:
 
     number: int
     state: str  # COMPLETE, PRUNED, FAIL, RUNNING or WAITING
-    value: float | None  # the study's metric (validation F1); a pruned trial's last evaluation
+    value: float | None  # the study's objective (val F1 unless another); a pruned trial's last evaluation
     params: dict[str, Any]
     epochs_run: float | None
     duration_s: float | None
@@ -101,6 +102,11 @@ class StudyResult:
             _at_least_one(top, "top")
         chosen = _export_format(format)
         return export_study(self.name, Path(path), top=top, output_format=chosen, trial=trial, storage=self._url)
+
+    def export_model(self, out: str | os.PathLike[str], *, trial: int | None = None) -> Exported:
+        """`hpo export NAME --model OUT [--trial N]`: the best trial's (or trial N's) model as `keep_models` kept
+        it, at its best evaluation, copied into the new folder `out`: no retrain, no data read."""
+        return export_model(self.name, Path(out), trial=trial, storage=self._url)
 
 
 def run(study: str | os.PathLike[str] | Mapping[str, Any], *, storage: str | None = None, n_trials: int | None = None,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hpo.train.config import TrainConfig
     from hpo.train.data import Corpus
     from hpo.train.loop import Evaluation
+    from hpo.train.metrics import ValidationObjective
     from hpo.workbench import Workbench
 
 __all__ = ["BestValidation", "Retrained", "retrain"]
@@ -32,10 +33,11 @@ __all__ = ["BestValidation", "Retrained", "retrain"]
 def retrain(
     study_file: Path, out: Path, *, train_on: TrainOn = "train",
     on_eval: Callable[[Evaluation], Any] | None = None, on_step: Callable[[int, int], None] | None = None,
-    on_start: Callable[[TrainConfig], Any] | None = None,
+    on_start: Callable[[TrainConfig, ValidationObjective], Any] | None = None,
 ) -> Retrained:
-    """Train, save into `out`, evaluate; returns what `out/metrics.json` holds. `on_start` gets the config once the
-    model and data are loaded, `on_step` and `on_eval` follow the training (a live display)."""
+    """Train, save into `out`, evaluate; returns what `out/metrics.json` holds. `on_start` gets the config and the
+    study's objective once the model and data are loaded, `on_step` and `on_eval` follow the training (a live
+    display)."""
     from hpo.classifier.evaluate import evaluate_saved
     from hpo.classifier.saved import load_classifier, save_classifier
     from hpo.files import output_dir, write_output
@@ -57,7 +59,7 @@ def retrain(
     output_dir(out)
     config, corpus = _what_to_fit(spec, bench, train_on)
     if on_start is not None:
-        on_start(config)
+        on_start(config, spec.validation_objective)
     fit = bench.fit_keeping_best(config, train_corpus=corpus, keep_best=train_on == "train", on_eval=on_eval,
                                  on_step=on_step)
     source = bench.source()  # the study's one source task; None for a trial that drew none (target only)
@@ -68,9 +70,9 @@ def retrain(
     test = evaluate_saved(load_classifier(out))
     best, curve = fit.best, fit.result.curve
     result = Retrained(
-        validation=BestValidation(best.f1, best.accuracy, best.number, best.epoch)
-        if train_on == "train" and best is not None else None,
-        curve=tuple((e.number, e.epoch, round(e.f1, 5)) for e in curve),
+        validation=BestValidation(spec.validation_objective.metric, best.value, best.f1, best.accuracy, best.number,
+                                  best.epoch) if train_on == "train" and best is not None else None,
+        curve=tuple((e.number, e.epoch, round(e.value, 5)) for e in curve),
         test=test, trained_on=train_on,
         # the trial's clocks, read from the same place: the loop's, up to its last evaluation
         train_seconds=round(curve[-1].train_seconds, 2) if curve else 0.0,

@@ -15,8 +15,11 @@ TrainOn = Literal["train", "train+validation"]
 
 @dataclass(frozen=True)
 class BestValidation:
-    """The evaluation whose weights were kept: its validation F1 and accuracy, number and epoch."""
+    """The evaluation whose weights were kept: the objective's value there, its validation F1 and accuracy, number
+    and epoch."""
 
+    metric: str  # the study's objective as stored (val_f1, val_loss, ...): what picked the step
+    value: float  # its value at that step
     f1: float
     accuracy: float
     evaluation: int
@@ -28,7 +31,7 @@ class Retrained:
     """What `hpo train` measured; `to_json()` is `metrics.json`."""
 
     validation: BestValidation | None  # None when trained on train + validation: nothing held out to pick by
-    curve: tuple[tuple[int, float, float], ...]  # (evaluation, epoch, val F1) per evaluation
+    curve: tuple[tuple[int, float, float], ...]  # (evaluation, epoch, the objective's value) per evaluation
     test: dict[str, Any]  # hpo.classifier.evaluate.compute_metrics on the test split, with `n` and `dataset`
     trained_on: TrainOn
     train_seconds: float  # optimisation only, evaluations excluded: the trial's clock of the same name

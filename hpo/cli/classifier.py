@@ -31,10 +31,11 @@ def train_command(
                            "the trial peaked at.")] = TrainOn.train,
 ) -> None:
     """Retrain an exported config, save the model as a Hugging Face classifier and evaluate it on the test split.
-    Shows epoch, step, val F1 and ETA while it trains."""
+    Shows epoch, step, the validation objective (val F1 by default) and ETA while it trains."""
     from hpo.classifier.evaluate import format_metrics
     from hpo.classifier.retrain import retrain
     from hpo.search.progress import FitProgress
+    from hpo.train.metrics import objective_for_metric
 
     quiet()
     with FitProgress(console, f"training {study_file}") as progress:
@@ -42,7 +43,9 @@ def train_command(
                          on_step=progress.step, on_start=progress.started_training)
     if result.validation is not None:
         v = result.validation
-        console.print(f"best validation F1 {v.f1:.4f} at evaluation {v.evaluation} (epoch {v.epoch:g})")
+        label = objective_for_metric(v.metric).label.replace("val ", "validation ")
+        shown = f"best {label} {v.value:.4f}" + (f" (F1 {v.f1:.4f})" if v.metric != "val_f1" else "")
+        console.print(f"{shown} at evaluation {v.evaluation} (epoch {v.epoch:g})")
     console.print(*format_metrics(result.test))
     console.print(f"saved to {out} (metrics.json, README.md, confusion_matrix.html); fit {result.fit_seconds:.0f} s "
                   f"(training {result.train_seconds:.0f} s of it, evaluations excluded), test "

@@ -111,19 +111,36 @@ def report(
 @app.command(rich_help_panel=PANEL)
 def export(
     name: StudyName,
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; - for standard output.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; - for standard output.")] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Export the k best configs (for --enqueue).")] = None,
     output_format: Annotated[ExportFormat, typer.Option(
         "--format", help="yaml: a runnable study file; training-args: TrainingArguments JSON (and the transfer "
                          "recipe beside it).")] = ExportFormat.yaml,
     trial: Annotated[int | None, typer.Option("--trial", help="Export this trial instead of the best.")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Write the trial's kept model (keep_models) to this new folder instead: no retrain.")] = None,
     storage: StorageOption = None,
 ) -> None:
     """Export the best trial (or trial N) as a runnable study file with every searched field fixed, the k best
-    configs, or TrainingArguments JSON."""
+    configs, or TrainingArguments JSON (-o); or its model as the search kept it (--model DIR, keep_models)."""
     from hpo.cli.app import err_console
+    from hpo.errors import HpoError
     from hpo.results.export import export_study
 
+    if (output is None) == (model is None):
+        raise HpoError("give -o FILE (a study file, configs or TrainingArguments) or --model DIR (the kept model), "
+                       "one of the two")
+    if model is not None:
+        from hpo.results.export_model import export_model
+
+        clash = [flag for flag, given in (("--top", top is not None),
+                                          ("--format", output_format is not ExportFormat.yaml)) if given]
+        if clash:
+            raise HpoError(f"--model and {clash[0]} cannot be used together: --model writes one trial's model")
+        console.print(export_model(name, model, trial=trial, storage=storage).message, highlight=False,
+                      soft_wrap=True)
+        return
+    assert output is not None
     done = export_study(name, output, top=top, output_format=output_format.value, trial=trial, storage=storage)
     if done.stdout is not None:
         sys.stdout.write(done.stdout)
@@ -138,7 +155,7 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
 ) -> None:
-    """Start optuna-dashboard on the configured storage (the study's metric is named val_f1)."""
+    """Start optuna-dashboard on the configured storage (the metric named after the objective: val_f1, ...)."""
     from hpo.errors import HpoError
     from hpo.settings import resolve_storage
     from hpo.storage import open_storage, storage_exists

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from hpo.storage import TrialRow, curves, open_storage, trial_rows
+from hpo.train.metrics import OBJECTIVES, ValidationObjective, objective_of
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,8 +45,13 @@ class _StudyWatch:
         except Exception:  # not created yet, or a storage hiccup: show the processes anyway
             return []
 
+    @property
+    def objective(self) -> ValidationObjective:
+        """The study's objective, once the study exists (F1 until then: nothing is shown yet anyway)."""
+        return objective_of(self.study.metric_names if self.study is not None else None)
+
     def latest(self, numbers: list[int]) -> dict[int, float]:
-        """The latest val F1 each of these (running) trials reported."""
+        """The latest objective value each of these (running) trials reported."""
         if self.study is None or not numbers:
             return {}
         try:
@@ -64,7 +70,7 @@ def watch_workers(console: Console, name: str, target: StorageURL, processes: li
         _live_table(console, watch, name, processes, gpus)
     else:
         _plain_lines(console, watch, workers, processes)
-    for line in summary_lines(name, watch.rows(), processes):
+    for line in summary_lines(name, watch.rows(), processes, watch.objective):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -89,7 +95,8 @@ def _plain_lines(console: Console, watch: _StudyWatch, workers: dict[int, str],
         for row in watch.rows():
             if row.state in DONE and row.number not in shown:
                 shown.add(row.number)
-                console.print(progress_line(row, workers), highlight=False, markup=False, soft_wrap=True)
+                console.print(progress_line(row, workers, watch.objective.label), highlight=False, markup=False,
+                              soft_wrap=True)
         if not running:
             return
         time.sleep(1)
@@ -100,23 +107,31 @@ def _worker(row: TrialRow, workers: dict[int, str]) -> str:
     return workers.get(pid, f"pid {pid}" if pid is not None else "-")  # pid: a worker started elsewhere
 
 
-def progress_line(row: TrialRow, workers: dict[int, str]) -> str:
+def progress_line(row: TrialRow, workers: dict[int, str], label: str = "val F1") -> str:
     """`trial 3 PRUNED val F1 0.4123 worker 1`: one finished trial, for output nobody watches."""
     value = f"{row.value:.4f}" if row.value is not None else "-"
     reason = row.user_attrs.get("failure_reason")
-    return f"trial {row.number} {row.state} val F1 {value} worker {_worker(row, workers)}" + \
+    return f"trial {row.number} {row.state} {label} {value} worker {_worker(row, workers)}" + \
         (f" ({reason})" if row.state == "FAIL" and reason else "")
 
 
-def summary_lines(name: str, rows: list[TrialRow], processes: list[subprocess.Popen]) -> list[str]:
+def summary_lines(name: str, rows: list[TrialRow], processes: list[subprocess.Popen],
+                  objective: ValidationObjective = OBJECTIVES["f1"]) -> list[str]:
     """The study's counts and best trial, and each worker's exit code."""
     states = Counter(row.state for row in rows)
-    complete = [row for row in rows if row.state == "COMPLETE" and row.value is not None]
-    best = max(complete, key=lambda row: (row.value, -row.number), default=None)
-    shown = f"; best val F1 {best.value:.4f} (trial {best.number})" if best is not None else "; no trial complete"
+    best = _best(rows, objective)
+    shown = f"; best {objective.label} {best.value:.4f} (trial {best.number})" if best is not None else \
+        "; no trial complete"
     codes = ", ".join(f"{index} exited {process.poll()}" for index, process in enumerate(processes))
     return [f"study {name}: {states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed{shown}",
             f"workers: {codes}"]
+
+
+def _best(rows: list[TrialRow], objective: ValidationObjective) -> TrialRow | None:
+    """The best COMPLETE row by the objective; of equals the earliest."""
+    sign = -1 if objective.direction == "minimize" else 1
+    complete = [row for row in rows if row.state == "COMPLETE" and row.value is not None]
+    return max(complete, key=lambda row: (sign * row.value, -row.number), default=None)
 
 
 def _table(name: str, processes: list[subprocess.Popen], gpus: list[str], watch: _StudyWatch) -> Any:
@@ -127,11 +142,12 @@ def _table(name: str, processes: list[subprocess.Popen], gpus: list[str], watch:
     running = {row.user_attrs.get("pid"): row for row in rows if row.state == "RUNNING"}
     latest = watch.latest([row.number for row in running.values()])
     states = Counter(row.state for row in rows)
-    best = max((row.value for row in rows if row.state == "COMPLETE" and row.value is not None), default=None)
+    objective = watch.objective
+    best = _best(rows, objective)
     table = Table(title=f"study {name}: {states['COMPLETE']} complete, {states['PRUNED']} pruned, "
-                  f"{states['FAIL']} failed; best val F1 {best:.4f}" if best is not None else f"study {name}",
-                  title_justify="left")
-    for column in ("worker", "pid", "gpu", "state", "trials done", "running trial", "val F1"):
+                  f"{states['FAIL']} failed; best {objective.label} {best.value:.4f}" if best is not None
+                  else f"study {name}", title_justify="left")
+    for column in ("worker", "pid", "gpu", "state", "trials done", "running trial", objective.label):
         table.add_column(column)
     for index, (process, gpu) in enumerate(zip(processes, gpus, strict=True)):
         trial = running.get(process.pid)

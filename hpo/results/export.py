@@ -29,14 +29,14 @@ import yaml
 from hpo.errors import HpoError, OutputError
 from hpo.results.records import ExportFormat
 from hpo.spec import ExportedFrom, StudySpec, dump_spec, stored_provenance, stored_spec
-from hpo.spec.sources import NO_SOURCE, SourceChoices
 from hpo.train.config import TrainConfig, current_names
+from hpo.train.metrics import objective_of
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = ["NOT_EXPORTABLE", "RECIPE", "TRAINING_ARGUMENTS", "ExportFormat", "Exported", "TrialRun", "best_trials",
-           "export_study", "exported_spec", "top_configs", "training_args"]
+           "export_study", "exported_spec", "top_configs", "training_args", "trial_by_number"]
 
 STDOUT = Path("-")
 
@@ -129,14 +129,8 @@ def exported_spec(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Study
     """The spec the study was created from, with the trial's values fixed in the search space and its source task
     (of a study that searches it) fixed too, one trial, and where it came from."""
     spec, _ = stored_spec(study)
-    config = spec.trial_config(trial.params)  # validated; λ under today's name (1 for a trial drawing no source)
-    fixed = {name: getattr(config, name) for name in spec.searched()}
-    source = spec.source_candidates()[spec.trial_source(trial.params)]
-    return spec.model_copy(update={
-        "name": f"{study.study_name}-trial{trial.number}", "search_space": {**spec.search_space, **fixed},
-        "source": source if source is not None else SourceChoices(choices=[NO_SOURCE]),  # `none`: target only
-        "n_trials": 1, "timeout": None, "storage": None, "exported_from": _origin(study, trial),
-    })
+    fixed = spec.fixed_for(trial.params, f"{study.study_name}-trial{trial.number}")
+    return fixed.model_copy(update={"exported_from": _origin(study, trial)})
 
 
 def top_configs(study: optuna.Study, k: int) -> dict[str, Any]:
@@ -158,6 +152,7 @@ def training_args(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tuple
     for to_arguments in TRAINING_ARGUMENTS.values():
         args |= to_arguments(config, ran)
     recipe = {name: getattr(config, name) for name in RECIPE} | {
+        "objective": spec.objective, "metric": _metric(study),  # what the search maximised or minimised
         "pooling": config.pooling or spec.model.pooling,  # none: the model section's
         "head_learning_rate": config.learning_rate * config.head_lr_multiplier,
         "not_exportable": {name: {"value": getattr(config, name), "reason": reason}
@@ -206,8 +201,8 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: Exp
         written[output] = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
         what = f"the {len(document['configs'])} best configs"
     else:
-        chosen = best_trials(study)[0] if trial is None else _trial(study, trial)
-        what = f"trial {chosen.number} (val F1 {chosen.value:.4f})"
+        chosen = best_trials(study)[0] if trial is None else trial_by_number(study, trial)
+        what = f"trial {chosen.number} ({objective_of(study.metric_names).label} {chosen.value:.4f})"
         if output_format is ExportFormat.training_args:
             args, recipe = training_args(study, chosen)
             written[output] = json.dumps(args, indent=2) + "\n"
@@ -225,7 +220,7 @@ def export_study(name: str, output: Path, *, top: int | None, output_format: Exp
     return Exported(f"exported {what} of study {name!r} to {where}", written.get(STDOUT))
 
 
-def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+def trial_by_number(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     from optuna.trial import TrialState
 
     from hpo.storage import frozen_trials

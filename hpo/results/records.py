@@ -88,12 +88,12 @@ def dump(data: Any, fmt: OutputFormat) -> str:
     return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False, allow_unicode=True)
 
 
-def trial_table(records: list[dict[str, Any]], title: str) -> str:
+def trial_table(records: list[dict[str, Any]], title: str, label: str = "val F1") -> str:
     """Trial records as aligned plain text, one line per trial (no wrapping: `| grep PRUNED` works, and 10,000
     trials print in a moment, where a rich table took 12 s)."""
     from hpo.search.progress import clock, format_params
 
-    header = ("trial", "state", "val F1", "epochs", "time", "worker", "params", "failure")
+    header = ("trial", "state", label, "epochs", "time", "worker", "params", "failure")
     rows = [(str(r["number"]), r["state"],
              f"{r['value']:.4f}" if isinstance(r["value"], float) else str(r["value"] or "-"),
              f"{r['epochs_run']:g}" if r["epochs_run"] is not None else "-",

@@ -9,6 +9,7 @@ from typing import Any
 from hpo.results.records import COUNT_NAMES, RECORD_ATTRS, OutputFormat, dump, trial_record
 from hpo.search.progress import clock, format_params
 from hpo.search.space import SOURCE
+from hpo.train.metrics import objective_for_metric, objective_of
 
 __all__ = ["status_record", "study_status"]
 
@@ -28,7 +29,7 @@ def status_record(name: str, storage: str | None) -> dict[str, Any]:
     beats = last_heartbeats(study, running)
     now = datetime.now()  # naive local time, as Optuna stores trial times
     return {
-        "study": name, "budget": study.user_attrs.get("n_trials"),
+        "study": name, "metric": objective_of(study.metric_names).metric, "budget": study.user_attrs.get("n_trials"),
         "done": counts["COMPLETE"] + counts["PRUNED"],
         "counts": {word: counts[state] for state, word in COUNT_NAMES.items()},
         "best": trial_record(trial_rows(study, numbers=best, attrs=RECORD_ATTRS)[0]) if best else None,
@@ -36,7 +37,7 @@ def status_record(name: str, storage: str | None) -> dict[str, Any]:
         "running": [{**trial_record(r), "device": r.user_attrs.get("device"),
                      "age_s": round((now - r.datetime_start).total_seconds(), 1) if r.datetime_start else None,
                      "heartbeat_age_s": beats.get(r.number), "evaluations": len(steps.get(r.number, {})),
-                     "last_f1": steps[r.number][max(steps[r.number])] if steps.get(r.number) else None}
+                     "last_value": steps[r.number][max(steps[r.number])] if steps.get(r.number) else None}
                     for r in running],
         "workers": _workers(trial_rows(study, attrs=_WORKER, params=False), beats),
         "retries": [{"number": r.number, "state": r.state, **{k: r.user_attrs.get(k) for k in _RETRY}}
@@ -96,18 +97,20 @@ def _tables(record: dict[str, Any]) -> Any:
     budget = record["budget"]
     head.add_row("budget", f"{record['done']} / {budget}" if budget else f"{record['done']} (no trial budget)")
     head.add_row("trials", ", ".join(f"{n} {word}" for word, n in record["counts"].items()))
+    label = objective_for_metric(record["metric"]).label
     best = record["best"]
-    head.add_row("best val F1", f"{best['value']:.4f} (trial {best['number']})  {format_params(best['params'])}"
+    head.add_row(f"best {label}", f"{best['value']:.4f} (trial {best['number']})  {format_params(best['params'])}"
                  if best else "-")
     if record["deadline"]:
         head.add_row("deadline", record["deadline"])
     parts: list[Any] = [head]
     if record["running"]:
         parts.append(_table("running trials", ("trial", "worker", "device", "age", "last heartbeat", "evaluations",
-                                               "val F1"),
+                                               label),
                             [(r["number"], r["worker"], r["device"], _ago(r["age_s"], ""),
                               _ago(r["heartbeat_age_s"]), r["evaluations"],
-                              f"{r['last_f1']:.4f}" if r["last_f1"] is not None else "-") for r in record["running"]]))
+                              f"{r['last_value']:.4f}" if r["last_value"] is not None else "-")
+                             for r in record["running"]]))
     parts.append(_table("workers", ("worker", "scheduler", "gpu", "trials", "running", "last heartbeat"),
                         [(w["worker"], w["scheduler"], w["gpu"], f"{w['done']} done, {w['started']} started",
                           w["running"], _ago(w["heartbeat_age_s"])) for w in record["workers"]]))
@@ -116,7 +119,7 @@ def _tables(record: dict[str, Any]) -> Any:
                             [(r["number"], r["retry_of"], r["attempt"], r["retry_reason"], r["state"])
                              for r in record["retries"]]))
     if record["sources"]:
-        parts.append(_table("sources", ("source", "complete", "pruned", "best val F1", "trial"),
+        parts.append(_table("sources", ("source", "complete", "pruned", f"best {label}", "trial"),
                             [(r["source"], r["complete"], r["pruned"],
                               f"{r['best']:.4f}" if r["best"] is not None else "-", r["best_trial"])
                              for r in record["sources"]]))

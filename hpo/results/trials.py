@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpo.results.records import OutputFormat, dump, trial_records, trial_table
+from hpo.train.metrics import objective_of
 
 __all__ = ["STATES", "best_trials", "list_trials"]
 
@@ -21,7 +22,7 @@ def list_trials(name: str, storage: str | None, *, states: tuple[str, ...] = (),
     records = trial_records(study, states=tuple(states) or None)
     shown = f" ({', '.join(states)})" if states else ""
     return dump(records, fmt) if fmt is not OutputFormat.table else \
-        trial_table(records, f"study {name}: {len(records)} trials{shown}")
+        trial_table(records, f"study {name}: {len(records)} trials{shown}", objective_of(study.metric_names).label)
 
 
 def best_trials(name: str, storage: str | None, *, top: int = 1, fmt: OutputFormat = OutputFormat.table) -> Any:
@@ -35,4 +36,5 @@ def best_trials(name: str, storage: str | None, *, top: int = 1, fmt: OutputForm
         raise HpoError(f"study {name!r} has no complete trial yet")
     records = trial_records(study, numbers=numbers)
     return dump(records, fmt) if fmt is not OutputFormat.table else \
-        trial_table(records, f"study {name}: the {len(records)} best trial{'s' if len(records) > 1 else ''}")
+        trial_table(records, f"study {name}: the {len(records)} best trial{'s' if len(records) > 1 else ''}",
+                    objective_of(study.metric_names).label)

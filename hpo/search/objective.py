@@ -1,4 +1,5 @@
-"""objective(trial): suggested params -> one fine-tune -> best validation F1, with everything recorded.
+"""objective(trial): suggested params -> one fine-tune -> the best value of the study's validation objective (F1
+unless the study file chose another), with everything recorded.
 
 Outcomes map to trial states in one place, Optuna's `_run_trial`: `TrialPruned` -> PRUNED, `TrialFailed`
 (listed in `catch`) -> FAIL and the study goes on. Every failure records `failure_reason` first.
@@ -7,6 +8,7 @@ Outcomes map to trial states in one place, Optuna's `_run_trial`: `TrialPruned` 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import time
@@ -27,9 +29,12 @@ from hpo.train.loop import Evaluation, NonFiniteLoss, TrainResult, placement
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from hpo.search.kept import KeptModels
     from hpo.workbench import Workbench
 
 __all__ = ["Objective", "Reporter", "TimeLimitExceeded", "TrialFailed"]
+
+log = logging.getLogger("hpo")
 
 
 class TrialFailed(Exception):
@@ -61,11 +66,12 @@ class Objective:
     """`objective(trial)` for a study's spec on a workbench; λ is suggested as `lambda_param` (the study's name)."""
 
     def __init__(self, spec: StudySpec, bench: Workbench, reporter: Reporter, worker_seed: int,
-                 lambda_param: str = LAMBDA) -> None:
+                 lambda_param: str = LAMBDA, keeper: KeptModels | None = None) -> None:
         self.spec = spec
         self.bench = bench
         self.reporter = reporter
         self.lambda_param = lambda_param
+        self.keeper = keeper  # keep_models: the best trials' models, saved as they finish
         self.identity = {**worker_identity(), "worker_seed": worker_seed}
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -111,22 +117,29 @@ class Objective:
         # clean-up ("Cannot tell a FAIL trial"). Looked up last, just before Optuna tells the value.
         if not still_running(trial):
             raise _taken_over(trial)
-        return result.best.f1
+        return result.best.value
 
     def _fit(self, trial: optuna.Trial, config: TrainConfig, curve: list[Evaluation], where: Any,
              run: TrainResult) -> Any:
         source = self.spec.trial_source(trial.params)
         model = self.bench.new_model(config, source)
+        if self.keeper is not None:
+            self.keeper.start()
         trial.set_user_attr("trainable_params", sum(p.numel() for p in model.parameters() if p.requires_grad))
         started = time.monotonic()
 
+        label = self.spec.validation_objective.label
+
         def on_eval(evaluation: Evaluation) -> None:
             curve.append(evaluation)
-            trial.report(evaluation.f1, evaluation.number)
-            trial.set_user_attr("f1_curve", [[e.number, e.epoch, round(e.f1, 5)] for e in curve])
+            trial.report(evaluation.value, evaluation.number)
+            trial.set_user_attr("curve", [[e.number, e.epoch, round(e.value, 5)] for e in curve])
+            if self.keeper is not None:
+                self.keeper.evaluated(evaluation, model)
             self.reporter.evaluated(evaluation, config.epochs)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.number} (val F1 {evaluation.f1:.4f})")
+                raise optuna.TrialPruned(f"pruned at evaluation {evaluation.number} ({label} "
+                                         f"{evaluation.value:.4f})")
 
         def on_step(step: int, total: int) -> None:
             self.reporter.step(step, total)
@@ -134,8 +147,14 @@ class Objective:
             if limit is not None and time.monotonic() - started > limit:
                 raise TimeLimitExceeded(f"passed the time limit of {limit:g} s at step {step}")
 
-        return self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run,
-                              source=source)[1]
+        result = self.bench.fit(config, on_eval, model=model, on_step=on_step, where=where, result=run,
+                                source=source)[1]
+        if self.keeper is not None:
+            try:
+                self.keeper.save(trial, model, config, source)
+            except OSError as exc:  # the value stands; only the kept copy is missing (a full or read-only disk)
+                log.warning("trial %d: its model was not kept: %s", trial.number, exc)
+        return result
 
 
 def _taken_over(trial: optuna.Trial) -> TrialTakenOver:
@@ -159,7 +178,7 @@ def _write_record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult
     if not curve:
         trial.set_user_attr("epochs_run", 0.0)
         return
-    best = max(curve, key=lambda e: e.f1)
+    best = TrainResult(curve=curve, objective=run.objective).best
     last = curve[-1]
     trial.set_user_attr("epochs_run", last.epoch)
     trial.set_user_attr("train_seconds", round(last.train_seconds, 3))
@@ -168,6 +187,7 @@ def _write_record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult
     trial.set_user_attr("best_evaluation", best.number)
     trial.set_user_attr("best_epoch", best.epoch)
     trial.set_user_attr("best_accuracy", round(best.accuracy, 5))
+    trial.set_user_attr("best_f1", round(best.f1, 5))
 
 
 def _release_memory(device: Any) -> None:

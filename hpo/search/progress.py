@@ -13,6 +13,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from hpo.train.metrics import OBJECTIVES, ValidationObjective, objective_for_metric
+
 if TYPE_CHECKING:
     import optuna
 
@@ -72,10 +74,12 @@ class LiveDisplay(_Panel):
     """Implements the objective's Reporter. On a terminal it redraws a panel; elsewhere (CI, log files) it
     prints one line per finished trial, which it also does above the panel on a terminal."""
 
-    def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter, *,
+    def __init__(self, console: Console, study_name: str, budget: int | None, counts: Counter,
+                 objective: ValidationObjective = OBJECTIVES["f1"], *,
                  now: Callable[[], float] = time.monotonic) -> None:
         super().__init__(console, now)
         self.study_name = study_name
+        self.objective = objective
         self.budget = budget
         self.counts = counts  # of trial states; the runner keeps it current
         self.best: tuple[float, int] | None = None
@@ -118,12 +122,14 @@ class LiveDisplay(_Panel):
         # here, and it is no longer shown as the running one (a pruned trial used to linger there as if running).
         self.counts[state] += 1
         self._trial = None
-        if trial.value is not None and state == "COMPLETE" and (self.best is None or trial.value > self.best[0]):
+        if trial.value is not None and state == "COMPLETE" and (
+                self.best is None or self.objective.better(trial.value, self.best[0])):
             self.best = (trial.value, trial.number)
-        value = f"val F1 {trial.value:.4f}" if trial.value is not None else ""
+        label = self.objective.label
+        value = f"{label} {trial.value:.4f}" if trial.value is not None else ""
         if state == "PRUNED" and trial.intermediate_values:
             step = max(trial.intermediate_values)
-            value = f"val F1 {trial.intermediate_values[step]:.4f} at evaluation {step}"
+            value = f"{label} {trial.intermediate_values[step]:.4f} at evaluation {step}"
         reason = trial.user_attrs.get("failure_reason", "") if state == "FAIL" else ""
         style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(state, "")
         self.console.print(
@@ -179,31 +185,33 @@ class LiveDisplay(_Panel):
             return Group(head)
         step, total = self._step
         epoch = step / total * self._epochs if total else 0.0
-        f1 = f"{self._eval.f1:.4f} (evaluation {self._eval.number})" if self._eval else "-"
+        value = f"{self._eval.value:.4f} (evaluation {self._eval.number})" if self._eval else "-"
         line = Text.assemble(
             ("trial ", "dim"), (str(self._trial), "bold"),
             ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
             ("  step ", "dim"), (f"{step}/{total}", ""),
-            ("  val F1 ", "dim"), (f1, "cyan"),
+            (f"  {self.objective.label} ", "dim"), (value, "cyan"),
         )
         return Group(head, line, Text(self._params, style="dim"))
 
 
 class FitProgress(_Panel):
-    """`hpo train`'s live line, as `hpo run` shows a trial: epoch, step, val F1 (and the best), elapsed, ETA. On a
-    terminal it redraws; elsewhere it prints one line per evaluation."""
+    """`hpo train`'s live line, as `hpo run` shows a trial: epoch, step, the objective's value (and the best),
+    elapsed, ETA. On a terminal it redraws; elsewhere it prints one line per evaluation."""
 
-    def __init__(self, console: Console, title: str, *, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, console: Console, title: str, objective: ValidationObjective = OBJECTIVES["f1"], *,
+                 now: Callable[[], float] = time.monotonic) -> None:
         super().__init__(console, now)
         self.title = title
+        self.objective = objective
         self.started = now()
         self._first_step_at: float | None = None
         self._step, self._epochs = (0, 0), 0
         self._eval: Evaluation | None = None
         self._best: Evaluation | None = None
 
-    def started_training(self, config: TrainConfig) -> None:
-        self._epochs = config.epochs
+    def started_training(self, config: TrainConfig, objective: ValidationObjective = OBJECTIVES["f1"]) -> None:
+        self._epochs, self.objective = config.epochs, objective
 
     def step(self, step: int, total: int) -> None:
         if step == 1:
@@ -214,7 +222,7 @@ class FitProgress(_Panel):
 
     def evaluated(self, evaluation: Evaluation) -> None:
         self._eval = evaluation
-        if self._best is None or evaluation.f1 > self._best.f1:
+        if self._best is None or self.objective.better(evaluation.value, self._best.value):
             self._best = evaluation
         if not self._live:
             self.console.print(self._line(), highlight=False, soft_wrap=True)
@@ -226,11 +234,11 @@ class FitProgress(_Panel):
         step, total = self._step
         epoch = step / total * self._epochs if total else 0.0
         eta = self.eta_seconds()
-        f1 = f"{self._eval.f1:.4f}" if self._eval else "-"
-        best = f" (best {self._best.f1:.4f} at evaluation {self._best.number})" if self._best else ""
+        value = f"{self._eval.value:.4f}" if self._eval else "-"
+        best = f" (best {self._best.value:.4f} at evaluation {self._best.number})" if self._best else ""
         return Text.assemble(
             (self.title, "bold"), ("  epoch ", "dim"), (f"{epoch:.2f}/{self._epochs}", ""),
-            ("  step ", "dim"), (f"{step}/{total}", ""), ("  val F1 ", "dim"), (f1 + best, "cyan"),
+            ("  step ", "dim"), (f"{step}/{total}", ""), (f"  {self.objective.label} ", "dim"), (value + best, "cyan"),
             ("  elapsed ", "dim"), (clock(self._now() - self.started), ""),
             ("  eta ", "dim"), (clock(eta) if eta is not None else "-", ""),
         )
@@ -249,16 +257,17 @@ def summary_table(
     table = Table(title=f"study {study.study_name}", show_header=False, title_justify="left")
     table.add_column(style="dim")
     table.add_column()
+    label = objective_for_metric((study.metric_names or [None])[0]).label
     best_number = best_numbers(study, 1)
     if best_number:
         (best,) = frozen_trials(study, best_number)
-        table.add_row("best val F1", f"[bold]{best.value:.4f}[/]  (trial {best.number}, "
+        table.add_row(f"best {label}", f"[bold]{best.value:.4f}[/]  (trial {best.number}, "
                       f"evaluation {best.user_attrs.get('best_evaluation', '?')}, "
                       f"accuracy {best.user_attrs.get('best_accuracy', float('nan')):.4f})")
         for name, value in best.params.items():
             table.add_row(f"  {name}", _fmt(value))
     else:
-        table.add_row("best val F1", "no completed trial yet")
+        table.add_row(f"best {label}", "no completed trial yet")
     used = counts["COMPLETE"] + counts["PRUNED"]
     table.add_row("trials", f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
                   f"{counts['FAIL']} failed, {counts['RUNNING']} running")

@@ -37,6 +37,18 @@ def _spent(budget: int | None, deadline: datetime | None, counts: Any, include_r
     return (budget is not None and used >= budget) or (deadline is not None and datetime.now(UTC) >= deadline)
 
 
+def _on_finish(finished: list, display: Any, after_trial: Callable[[], Any] | None) -> Callable[..., None]:
+    """Optuna's callback once a trial of this worker is told: remember it, show it, then `after_trial`."""
+
+    def callback(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        finished.append(trial)
+        display.trial_finished(trial)
+        if after_trial is not None:
+            after_trial()
+
+    return callback
+
+
 def run_trials(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -45,9 +57,11 @@ def run_trials(
     display: Any,
     catch: tuple[type[Exception], ...] = (),
     max_retries: int = 3,
+    after_trial: Callable[[], Any] | None = None,
 ) -> None:
     """Run trials until the budget is spent or the deadline passes. The study's storage must be this project's
-    (hpo.storage.open_storage). `display` takes `counts`, `trial_finished(trial)` and `note(text)`."""
+    (hpo.storage.open_storage). `display` takes `counts`, `trial_finished(trial)` and `note(text)`; `after_trial`
+    runs once each trial of this worker is told (keep_models clears the models outside the top K there)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -55,7 +69,7 @@ def run_trials(
     failures_in_a_row = 0
     waiting_noted = False
     finished: list[optuna.trial.FrozenTrial] = []
-    callbacks = [lambda _study, trial: (finished.append(trial), display.trial_finished(trial))]
+    callbacks = [_on_finish(finished, display, after_trial)]
     deadline = deadline_of(study)
     counted_until = 0.0
     while True:

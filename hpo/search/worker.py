@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from hpo.errors import StudyMismatchError
 from hpo.preemption import preemption_signals
+from hpo.search.kept import KeptModels
 from hpo.settings import resolve_storage
 from hpo.spec import StudySpec
 from hpo.storage import count_states, open_storage, study_storage
@@ -30,10 +32,7 @@ if TYPE_CHECKING:
 
     from hpo.search.objective import Objective
 
-__all__ = ["METRIC", "RunResult", "quiet_libraries", "run_and_report", "run_file", "run_study", "worker_seed"]
-
-METRIC = "val_f1"
-
+__all__ = ["RunResult", "quiet_libraries", "run_and_report", "run_file", "run_study", "worker_seed"]
 
 @dataclass(frozen=True)
 class RunResult:
@@ -155,10 +154,13 @@ def run_study(
         bench.bundle  # noqa: B018 - loaded now, under the status line, not inside the first trial
     console.print(f"study [bold]{spec.name}[/] · storage {target.display} · "
                   f"{counts['COMPLETE'] + counts['PRUNED']}/{budget or '-'} trials done", highlight=False)
-    display = tracked(LiveDisplay(console, spec.name, budget, counts), spec, study, target,
-                      (study.metric_names or [METRIC])[0], console)
-    objective = Objective(spec, bench, display, seed, lambda_param)
+    display = tracked(LiveDisplay(console, spec.name, budget, counts, spec.validation_objective), spec, study,
+                      target, spec.validation_objective.metric, console)
+    keeper = KeptModels(spec, study, bench) if spec.keep_models is not None else None
+    objective = Objective(spec, bench, display, seed, lambda_param, keeper)
     _run(study, objective, budget, spec.max_retries)
+    if keeper is not None:
+        keeper.clear()  # the last trial's folder may have outlived a peer's clearing
     return RunResult(study, target.display, budget, time.monotonic() - started)
 
 
@@ -166,9 +168,10 @@ def _run(study: optuna.Study, objective: Objective, budget: int | None, max_retr
     from hpo.search.objective import TrialFailed
     from hpo.search.runner import run_trials
 
+    keeper = objective.keeper
     with objective.reporter, preemption_signals():
         run_trials(study, objective, budget=budget, display=objective.reporter, catch=(TrialFailed,),
-                   max_retries=max_retries)
+                   max_retries=max_retries, after_trial=keeper.clear if keeper is not None else None)
 
 
 def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbench, force: bool,
@@ -182,10 +185,15 @@ def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbenc
 
     current = provenance(spec, spec_text, bench.data.fingerprint(spec.source_candidates(), spec.target))
     stored = stored_provenance(study)
+    metric = spec.validation_objective.metric
+    if stored is not None and (study.metric_names or ["val_f1"])[0] != metric:  # no --force: values not comparable
+        raise StudyMismatchError(f"study {spec.name!r} was searched on {(study.metric_names or ['val_f1'])[0]}; the "
+                            f"study file's objective {spec.objective!r} is {metric}. Its trials' values cannot be "
+                            "compared: give the study a new name")
     created_with = lambda_name((stored or current).search_space)
     if stored is None:
         store_provenance(study, current.record(), summary(current))
-        study.set_metric_names([METRIC])
+        study.set_metric_names([metric])
         if spec.timeout is not None:
             deadline = datetime.now(UTC) + timedelta(seconds=spec.timeout)
             study.set_user_attr("deadline", deadline.isoformat(timespec="seconds"))

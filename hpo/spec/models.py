@@ -6,6 +6,7 @@ Pydantic checks the structure (unknown keys are errors); spec/checks.py checks w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
@@ -15,10 +16,11 @@ from hpo.spec.names import MAX_NAME_LENGTH, NAME_PATTERN
 from hpo.spec.sources import NO_SOURCE, SourceChoices, SourceEntry, source_key
 from hpo.spec.trackers import TrackersSpec
 from hpo.train.config import LAMBDA, NOT_SEARCHABLE, Strict, TrainConfig, current_names
+from hpo.train.metrics import OBJECTIVES, ObjectiveName, ValidationObjective
 from hpo.train.sources import DatasetSpec, ModelSpec
 
-__all__ = ["ENTRY_TAGS", "SEARCHABLE", "Choice", "ExportedFrom", "PrunerSpec", "Range", "SamplerSpec", "SearchEntry",
-           "StudySpec", "older_export_names", "study_level_problems"]
+__all__ = ["ENTRY_TAGS", "SEARCHABLE", "Choice", "ExportedFrom", "KeepModels", "PrunerSpec", "Range", "SamplerSpec",
+           "SearchEntry", "StudySpec", "older_export_names", "study_level_problems"]
 
 MAX_TIMEOUT_S = 365 * 24 * 3600  # a deadline past a year is a typo (1.0e308 overflowed the date after storing)
 SEARCHABLE = tuple(name for name in TrainConfig.model_fields if name not in NOT_SEARCHABLE)
@@ -68,6 +70,22 @@ class SamplerSpec(Strict):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+
+class KeepModels(Strict):
+    """`keep_models`: the weights of the `top` best COMPLETE trials, each at its best evaluation, saved in the
+    saved-classifier format under `dir` as the trials finish (search/kept.py)."""
+
+    top: Annotated[int, Field(ge=1, le=1000)]
+    dir: Path | None = Field(
+        None, description="Where (a folder every worker sees; relative to the study file). Default: "
+                          "HPO_CACHE/kept/<study name>."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"top": value} if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class PrunerSpec(Strict):
@@ -158,14 +176,36 @@ class StudySpec(Strict):
     max_retries: Annotated[int, Field(ge=0, le=100)] = Field(
         3, description="Retries of a trial whose worker died or was preempted; then its params are poisonous."
     )
-    direction: Literal["maximize"] = "maximize"
+    objective: ObjectiveName = Field(
+        "f1", description="The validation metric searched: f1 (training.f1_average), accuracy, mcc, auroc (macro, "
+                          "one-vs-rest) or loss (cross-entropy, minimised). The study's direction follows it."
+    )
     storage: str | None = Field(None, description="Storage URL without a password (use HPO_STORAGE for one).")
+    keep_models: KeepModels | None = Field(
+        None, description="Keep the K best trials' models as they finish (`keep_models: K` or {top: K, dir: PATH}); "
+                          "`hpo export NAME --model DIR` writes one out with no retrain."
+    )
     trackers: TrackersSpec | None = Field(
         None, description="Also record each trial as a run in MLflow and/or Weights & Biases (optional extras)."
     )
     exported_from: ExportedFrom | None = Field(
         None, description="Written by `hpo export`: the study, trial, its value and provenance it came from."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_direction(cls, value: Any) -> Any:
+        """Study texts written before `objective` existed (stored with a study, exported, beside a saved model)
+        carry `direction: maximize`, which F1 implies; a direction that contradicts the objective is refused."""
+        if not isinstance(value, dict) or "direction" not in value:
+            return value
+        value = dict(value)
+        direction = value.pop("direction")
+        objective = OBJECTIVES.get(str(value.get("objective", "f1")))
+        if objective is not None and direction != objective.direction:
+            raise ValueError(f"direction: {direction!r} contradicts objective {objective.name!r}, which is "
+                             f"{objective.direction}d; leave direction out: the objective sets it")
+        return value
 
     @field_validator("storage")
     @classmethod
@@ -185,6 +225,15 @@ class StudySpec(Strict):
         return value
 
     # -- derived, used by the space, pruner and provenance ------------------------------------------------
+
+    @property
+    def validation_objective(self) -> ValidationObjective:
+        return OBJECTIVES[self.objective]
+
+    @property
+    def direction(self) -> str:
+        """Optuna's direction for the study: the objective's (minimize for loss, else maximize)."""
+        return self.validation_objective.direction
 
     def source_candidates(self) -> dict[str, DatasetSpec | None]:
         """The candidate source tasks by key (hpo/spec/sources.py); one for a study file with one source."""
@@ -228,6 +277,18 @@ class StudySpec(Strict):
             bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
                             for e in exc.errors())
             raise HpoError(f"study {self.name!r}: a trial's parameters do not make a training config: {bad}") from None
+
+    def fixed_for(self, params: Mapping[str, Any], name: str) -> StudySpec:
+        """This spec with a trial's values fixed in the search space and its source task (of a study that searches
+        it) fixed too, one trial: what `hpo train` retrains, and the study text beside a kept or exported model."""
+        config = self.trial_config(params)  # validated; λ under today's name (1 for a trial drawing no source)
+        fixed = {field: getattr(config, field) for field in self.searched()}
+        source = self.source_candidates()[self.trial_source(params)]
+        return self.model_copy(update={
+            "name": name, "search_space": {**self.search_space, **fixed},
+            "source": source if source is not None else SourceChoices(choices=[NO_SOURCE]),  # `none`: target only
+            "n_trials": 1, "timeout": None, "storage": None, "keep_models": None,
+        })
 
     def max_evaluations(self) -> int:
         """The pruner's resource: evaluations in the longest trial the space allows."""

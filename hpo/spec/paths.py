@@ -53,4 +53,7 @@ def resolve_paths(spec: StudySpec, base_dir: Path) -> tuple[StudySpec, list[tupl
         for choice in spec.source.choices]})
     updates = {"model": model, "source": resolve_dataset(source, base_dir) if isinstance(source, DatasetSpec)
                else source, "target": resolve_dataset(spec.target, base_dir)}
+    if spec.keep_models is not None and spec.keep_models.dir is not None:
+        updates["keep_models"] = spec.keep_models.model_copy(
+            update={"dir": _absolute(spec.keep_models.dir, base_dir)})
     return spec.model_copy(update=updates), [("model -> id", problem)] if problem else []

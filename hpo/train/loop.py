@@ -2,7 +2,8 @@
 
 Pruning enters through `on_eval`: it is called after every evaluation and may raise to stop the run (the
 objective raises `optuna.TrialPruned` there); a search's per-trial time limit enters through `on_step` the same
-way. The value of a run is the best validation F1 it saw.
+way. The value of a run is the best value of its validation objective (F1 unless the study chose another:
+metrics.py) that it saw.
 
 With a freeze depth k >= 1 the frozen layers' outputs are computed once and reused (activations.py): a step runs
 only the layers above k. What trains at which rate (LoRA adapters or every unfrozen weight; one rate, or one a layer
@@ -27,7 +28,7 @@ from hpo.train.adapters import lora_factors, parameter_groups
 from hpo.train.batches import bucketed_batches, collate, lr_factor, source_stream
 from hpo.train.config import TrainConfig
 from hpo.train.loss import penalty, transfer_loss
-from hpo.train.metrics import accuracy, f1
+from hpo.train.metrics import OBJECTIVES, Scores, ValidationObjective, accuracy, f1
 from hpo.train.model import TransferModel
 from hpo.train.placement import Placement, placement, resolve_device, resolve_precision
 from hpo.train.tokens import Encoded
@@ -57,7 +58,8 @@ class NonFiniteLoss(RuntimeError):
 class Evaluation:
     number: int  # 1-based: the pruner's step (an evaluation, not an optimiser step)
     epoch: float  # epochs of target data seen so far
-    f1: float
+    value: float  # the validation objective's (F1 unless the study chose another): reported, pruned on
+    f1: float  # validation F1 (the config's f1_average), shown beside any objective
     accuracy: float
     train_seconds: float  # optimisation time so far, evaluations excluded
     samples_seen: int  # target training examples so far
@@ -67,6 +69,7 @@ class Evaluation:
 @dataclass
 class TrainResult:
     curve: list[Evaluation] = field(default_factory=list)
+    objective: ValidationObjective = OBJECTIVES["f1"]
     trainable_params: int = 0
     reuse: ReuseStats | None = None  # what reusing frozen activations did, when the fit reused them
     reuse_off: str | None = None  # why the fit did not reuse them, when it did not
@@ -79,7 +82,12 @@ class TrainResult:
 
     @property
     def best(self) -> Evaluation:
-        return max(self.curve, key=lambda e: e.f1)  # first of equals: the earliest step reaching the best F1
+        """The evaluation with the objective's best value; of equals the earliest."""
+        best = self.curve[0]
+        for evaluation in self.curve[1:]:
+            if self.objective.better(evaluation.value, best.value):
+                best = evaluation
+        return best
 
     @property
     def samples_per_second(self) -> float:
@@ -105,20 +113,24 @@ def evaluate(
     model: TransferModel, data: Encoded, pad_id: int, device: torch.device, autocast: torch.dtype | None,
     batch_size: int, task: str = "target", reuse: Reuse | None = None,
 ) -> np.ndarray:
-    """Predicted class of every row, in row order. Sorted by length and batched wide: no graph, little padding."""
+    """The logits of every row, in row order (float32, rows × classes; argmax is the predicted class). Sorted by
+    length and batched wide: no graph, little padding."""
     was_training = model.training
     model.eval()
     order = np.argsort(data.lengths, kind="stable")
-    predictions = np.empty(len(data), dtype=np.int64)
+    logits: np.ndarray | None = None
     inputs = _Inputs(data, pad_id, device, reuse)
     with torch.inference_mode(), torch.autocast(device.type, dtype=autocast or torch.float32,
                                                  enabled=autocast is not None):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             kwargs, _ = inputs(rows)
-            predictions[rows] = model(**kwargs, task=task).argmax(-1).cpu().numpy()
+            batch = model(**kwargs, task=task).float().cpu().numpy()
+            if logits is None:
+                logits = np.empty((len(data), batch.shape[1]), dtype=np.float32)
+            logits[rows] = batch
     model.train(was_training)
-    return predictions
+    return logits if logits is not None else np.empty((0, 0), dtype=np.float32)
 
 
 class _Stepper:
@@ -169,6 +181,7 @@ def train(
     on_step: Callable[[int, int], None] | None = None,
     where: Placement | None = None,
     result: TrainResult | None = None,
+    objective: ValidationObjective = OBJECTIVES["f1"],
 ) -> TrainResult:
     """Fine-tune `model` (frozen as `config.freeze_depth` says, by `TransferModel.freeze`, and with LoRA adapters
     when `config.adapter` is lora, by `adapters.add_lora`: as `Workbench.new_model` makes it) on the target (and the
@@ -210,6 +223,7 @@ def train(
     source_inputs = _Inputs(source, pad_id, device, reuse) if use_source else None
 
     result = result if result is not None else TrainResult()
+    result.objective = objective
     result.trainable_params = sum(p.numel() for p in params)
     result.reuse, result.reuse_off = (reuse.stats if reuse is not None else None), off
     step = samples = 0
@@ -236,11 +250,13 @@ def train(
             if index in eval_points:
                 stepper.check()
                 train_seconds += time.monotonic() - tick
-                predictions = evaluate(model, target_val, pad_id, device, autocast, config.batch_size * 4,
-                                       reuse=reuse)
+                scores = Scores(target_val.labels, evaluate(model, target_val, pad_id, device, autocast,
+                                                            config.batch_size * 4, reuse=reuse))
+                predictions = scores.predictions
                 evaluation = Evaluation(
                     number=len(result.curve) + 1,
                     epoch=round(epoch + index / steps_per_epoch, 4),
+                    value=objective.compute(scores, config.f1_average),
                     f1=f1(target_val.labels, predictions, config.f1_average),
                     accuracy=accuracy(target_val.labels, predictions),
                     train_seconds=train_seconds,

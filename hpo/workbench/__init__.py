@@ -16,6 +16,7 @@ from hpo.errors import DataError, SpecError
 from hpo.spec import Range, StudySpec
 from hpo.spec.sources import NO_SOURCE
 from hpo.train.config import TrainConfig
+from hpo.train.metrics import OBJECTIVES, ValidationObjective
 from hpo.train.sources import DatasetSpec, ModelSpec
 from hpo.workbench.checks import StudyCheck, check_study_file, data_problems, model_problems, study_warnings
 
@@ -38,7 +39,7 @@ def open_workbench(spec: StudySpec, source: str) -> Workbench:
     problems = model_problems(spec.model, _Highest(spec)) + problems
     if problems or task is None:
         raise SpecError(source, problems)
-    return Workbench(spec.model, task, candidates, spec.training.seed)
+    return Workbench(spec.model, task, candidates, spec.training.seed, spec.validation_objective)
 
 
 class _Highest:
@@ -68,6 +69,7 @@ class Workbench:
     data: TaskData  # the target's splits, and the study's one source when it searches none
     sources: dict[str, DatasetSpec | None] = field(default_factory=dict)  # candidate sources by key
     seed: int = 0
+    objective: ValidationObjective = OBJECTIVES["f1"]  # what a fit reports and keeps its best step by
     _tokenizer_key: str = field(default="", repr=False)
     _loaded: dict[str, Corpus | None] = field(default_factory=dict, repr=False)
 
@@ -145,7 +147,8 @@ class Workbench:
         source_data = self.encoded(corpus, config.max_length) if corpus is not None else None
         target = self.encoded(train_corpus if train_corpus is not None else "train", config.max_length)
         result = train(config, model, target, self.encoded("val", config.max_length), source_data,
-                       pad_id=self.pad_id, on_eval=on_eval, on_step=on_step, where=where, result=result)
+                       pad_id=self.pad_id, on_eval=on_eval, on_step=on_step, where=where, result=result,
+                       objective=self.objective)
         return model, result
 
     def predicted(self, model: TransferModel, config: TrainConfig, corpus: Corpus) -> Any:
@@ -160,7 +163,7 @@ class Workbench:
         reuse = None if off else Reuse(model, config.freeze_depth, pad_id=self.pad_id, device=where.device,
                                        autocast=where.autocast)
         return evaluate(model, self.encoded(corpus, config.max_length), self.pad_id, where.device, where.autocast,
-                        config.batch_size * 4, reuse=reuse)
+                        config.batch_size * 4, reuse=reuse).argmax(-1)
 
     def fit_keeping_best(
         self, config: TrainConfig, *, train_corpus: Corpus | None = None, keep_best: bool = True,
@@ -175,7 +178,7 @@ class Workbench:
         def keep(evaluation: Evaluation) -> None:
             if on_eval is not None:
                 on_eval(evaluation)
-            if keep_best and ("best" not in kept or evaluation.f1 > kept["best"].f1):
+            if keep_best and ("best" not in kept or self.objective.better(evaluation.value, kept["best"].value)):
                 kept.update(best=evaluation, state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
         model, result = self.fit(config, keep, model=model, train_corpus=train_corpus, on_step=on_step,

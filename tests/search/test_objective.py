@@ -51,7 +51,7 @@ def test_bad_trial_is_pruned_and_good_control_is_not(tmp_path, tiny_model_dir):
     assert control.value > max(bad.intermediate_values.values())
     # a pruned trial still records what it did
     assert bad.user_attrs["epochs_run"] < 3
-    assert len(bad.user_attrs["f1_curve"]) == len(bad.intermediate_values)
+    assert len(bad.user_attrs["curve"]) == len(bad.intermediate_values)
 
 
 def test_failing_trial_records_its_reason_and_the_study_goes_on(tmp_path, tiny_model_dir):

@@ -77,7 +77,8 @@ def test_a_pruned_trial_leaves_the_panel_and_is_counted_at_once():
     display.trial_started(3, TrainConfig(), [])
     clock.now = 10.0
     display.step(8, 30)
-    display.evaluated(Evaluation(number=2, epoch=0.8, f1=0.31, accuracy=0.5, train_seconds=9.0, samples_seen=128), 3)
+    display.evaluated(Evaluation(number=2, epoch=0.8, value=0.31, f1=0.31, accuracy=0.5, train_seconds=9.0,
+                                 samples_seen=128), 3)
     assert _panel(display)[1].startswith("trial 3  epoch 0.80/3  step 8/30"), "shown while it runs"
 
     display.trial_finished(_finished(optuna.trial.TrialState.PRUNED, {1: 0.2, 2: 0.31}))

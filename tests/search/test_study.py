@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpo.storage import provenance_of
 from tests.builders import hpo_cli, study_from, write_study
 
-RECORDED = {"f1_curve", "epochs_run", "train_seconds", "samples_per_second", "trainable_params", "device",
+RECORDED = {"curve", "epochs_run", "train_seconds", "samples_per_second", "trainable_params", "device",
             "precision", "hostname", "pid", "worker_seed"}
 
 
@@ -50,9 +50,9 @@ def test_study_runs_to_its_budget_and_records_every_trial(first_run):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     for trial in trials:
         assert trial.user_attrs.keys() >= RECORDED, trial.number
-        assert [point[0] for point in trial.user_attrs["f1_curve"]] == sorted(trial.intermediate_values)
+        assert [point[0] for point in trial.user_attrs["curve"]] == sorted(trial.intermediate_values)
     for trial in (t for t in trials if t.state == TrialState.COMPLETE):
-        curve = trial.user_attrs["f1_curve"]
+        curve = trial.user_attrs["curve"]
         assert len(curve) == 4  # 2 epochs × 2 evaluations
         best = max(trial.intermediate_values.values())
         assert trial.value == pytest.approx(best)

@@ -119,12 +119,12 @@ def test_mlflow_has_one_parent_and_a_child_run_per_trial_with_its_state(tracked)
     assert after == before, "the process's MLFLOW_TRACKING_URI is as it was (workers it starts inherit it)"
 
 
-def test_mlflow_step_series_is_the_trials_f1_curve(tracked):
+def test_mlflow_step_series_is_the_trials_curve(tracked):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracked["uri"])
     _, children = _parent_and_children(_mlflow_runs(tracked["uri"], "transfer"))
-    curves = {t.number: t.user_attrs.get("f1_curve", []) for t in tracked["study"].trials}
+    curves = {t.number: t.user_attrs.get("curve", []) for t in tracked["study"].trials}
     assert sum(len(curve) for curve in curves.values()) >= 4, "two evaluations of the complete trial, at least"
     for run in children:
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_f1"))
@@ -148,7 +148,7 @@ def test_wandb_offline_writes_one_run_per_trial_with_the_step_series(tracked):
     for trial in trials:
         run = by_name[f"tiny-trial-{trial.number}"]
         assert run["group"] == "tiny" and run["job_type"] == "trial"
-        curve = trial.user_attrs.get("f1_curve", [])
+        curve = trial.user_attrs.get("curve", [])
         assert [step for step, _ in run["val_f1"]] == [evaluation for evaluation, _, _ in curve]
         assert [value for _, value in run["val_f1"]] == pytest.approx([f1 for _, _, f1 in curve], abs=1e-5)
         assert run["summary"]["state"] == trial.state.name

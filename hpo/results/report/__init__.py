@@ -73,7 +73,7 @@ def write_report(study: optuna.Study, path: Path) -> list[str]:
         warnings.simplefilter("ignore")  # optuna's experimental and empty-study warnings; the figures say it
         sections = [
             figures.history(view, drawn.every),
-            figures.intermediate(trials),
+            figures.intermediate(study, trials),
             figures.importance(view, trials, drawn.uniform),
             figures.parallel(view, trials),
             figures.slices(view, trials),

@@ -75,10 +75,11 @@ def compute_summary(study: optuna.Study, trials: list[optuna.trial.FrozenTrial] 
 
 
 def _epochs_run(trial: optuna.trial.FrozenTrial, full: float | None) -> float:
-    """`epochs_run`; else the last row of `f1_curve`; else a COMPLETE trial ran them all."""
+    """`epochs_run`; else the last row of `curve` (`f1_curve` in studies made before objectives); else a COMPLETE
+    trial ran them all."""
     if "epochs_run" in trial.user_attrs:
         return float(trial.user_attrs["epochs_run"])
-    curve = trial.user_attrs.get("f1_curve")
+    curve = trial.user_attrs.get("curve") or trial.user_attrs.get("f1_curve")
     if curve:
         return float(curve[-1][1])
     return float(full) if full is not None and trial.state.name == "COMPLETE" else 0.0

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo.search.space import is_target_only
+from hpo.train.metrics import objective_of
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-__all__ = ["COLORS", "FIGURE_IDS", "METRIC_LABEL", "SLICE_PARAMS", "STATES", "Section", "best_trial",
-           "complete_trials", "fixed_value", "fmt", "is_target_only", "numbers_text", "param_names", "placeholder",
+__all__ = ["COLORS", "FIGURE_IDS", "SLICE_PARAMS", "STATES", "Section", "best_trial", "complete_trials",
+           "fixed_value", "fmt", "is_target_only", "metric_label", "numbers_text", "param_names", "placeholder",
            "state_of", "tint", "value_key"]
 
 FIGURE_IDS = ("fig-history", "fig-intermediate", "fig-importance", "fig-parallel", "fig-slice", "fig-transfer",
@@ -23,7 +24,6 @@ SLICE_PARAMS = ("learning_rate", "target_weight", "freeze_depth", "l1", "l2")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#9467bd",
           "WAITING": "#7f7f7f", "target_only": "#2ca02c", "saved": "#d9d9d9"}
-METRIC_LABEL = "val F1"
 
 
 
@@ -43,6 +43,11 @@ def state_of(trial: Any) -> str:
 def complete_trials(trials: list[Any]) -> list[Any]:
     """The COMPLETE trials with a finite value (FrozenTrials or TrialRows)."""
     return [t for t in trials if state_of(t) == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+
+
+def metric_label(study: optuna.Study) -> str:
+    """What the study's values are, as the axes and notes name them: "val F1", "val loss", ..."""
+    return objective_of(study.metric_names).label
 
 
 def best_trial(study: optuna.Study, complete: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from hpo.results.report.arithmetic import compute_summary, retry_chains
 from hpo.results.report.common import (
     COLORS,
-    METRIC_LABEL,
     SLICE_PARAMS,
     STATES,
     Section,
     complete_trials,
     is_target_only,
+    metric_label,
     numbers_text,
     param_names,
     placeholder,
@@ -49,18 +49,18 @@ def history(study: optuna.Study, every: list[Any]) -> Section:
         best.append(running)
     numbers = [t.number for t in complete]
     figure = go.Figure([
-        go.Scatter(x=numbers, y=[t.value for t in complete], mode="markers", name=METRIC_LABEL,
+        go.Scatter(x=numbers, y=[t.value for t in complete], mode="markers", name=metric_label(study),
                    marker={"color": COLORS["COMPLETE"], "size": 6 if len(complete) < 500 else 3},
-                   hovertemplate="trial %{x}<br>" + METRIC_LABEL + " %{y:.4f}<extra></extra>"),
+                   hovertemplate="trial %{x}<br>" + metric_label(study) + " %{y:.4f}<extra></extra>"),
         go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"color": "#d62728", "shape": "hv"},
                    hovertemplate="after trial %{x}: best %{y:.4f}<extra></extra>"),
     ])
-    figure.update_layout(height=450, xaxis_title="trial", yaxis_title=METRIC_LABEL)
+    figure.update_layout(height=450, xaxis_title="trial", yaxis_title=metric_label(study))
     return Section("fig-history", title, figure,
-                   f"The validation F1 of each of the {len(complete)} complete trials, and the best so far.")
+                   f"The {metric_label(study)} of each of the {len(complete)} complete trials, and the best so far.")
 
 
-def intermediate(trials: list[optuna.trial.FrozenTrial]) -> Section:
+def intermediate(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section:
     # Hand-written: optuna's plot_intermediate_values draws every trial alike; here a pruned trial is dotted and
     # marked with a × at the evaluation where it was stopped. One trace per trial that reported a value, so a
     # trace count in the browser equals the number of such trials.
@@ -87,18 +87,19 @@ def intermediate(trials: list[optuna.trial.FrozenTrial]) -> Section:
             line={"color": color, "dash": "dot" if pruned else "solid", "width": 1.5 if pruned else 2},
             marker={"size": sizes, "symbol": symbols, "color": color},
             hovertemplate=f"trial {trial.number} ({state.lower()})<br>evaluation %{{x}}<br>"
-                          f"{METRIC_LABEL} %{{y:.4f}}<extra></extra>",
+                          f"{metric_label(study)} %{{y:.4f}}<extra></extra>",
         ))
     if not shown:
-        return Section("fig-intermediate", "Validation F1 at every evaluation", placeholder("no trial has reported"))
+        return Section("fig-intermediate", f"{metric_label(study)} at every evaluation",
+                       placeholder("no trial has reported"))
     figure = go.Figure(data=traces)
     figure.update_layout(height=500, xaxis_title="evaluation (step reported to the pruner)",
-                         yaxis_title=METRIC_LABEL, legend={"groupclick": "toggleitem"})
+                         yaxis_title=metric_label(study), legend={"groupclick": "toggleitem"})
     figure.update_xaxes(tickmode="linear", dtick=1)
     pruned = sum(t.state.name == "PRUNED" for t in shown)
     note = (f"{len(shown)} trials reported; {pruned} were pruned (dotted, × at the evaluation where the pruner "
             "stopped them). Green: complete target-only trials (λ = 1).")
-    return Section("fig-intermediate", "Validation F1 at every evaluation", figure, note)
+    return Section("fig-intermediate", f"{metric_label(study)} at every evaluation", figure, note)
 
 
 def importance(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], uniform: set[int] | None = None) -> Section:
@@ -113,7 +114,8 @@ def importance(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], unif
     elif not any(len({value_key(t.params.get(name)) for t in complete}) > 1 for name in param_names(complete)):
         reason = "No parameter varies across the complete trials, so there is nothing to attribute."
     elif len({t.value for t in complete}) < 2:
-        reason = f"Every complete trial has the same {METRIC_LABEL} ({complete[0].value:.4f}); nothing to attribute."
+        reason = (f"Every complete trial has the same {metric_label(study)} ({complete[0].value:.4f}); nothing to "
+                  "attribute.")
     if reason is None:
         from optuna.importance import FanovaImportanceEvaluator
         from optuna.visualization import plot_param_importances
@@ -125,7 +127,7 @@ def importance(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], unif
         used = complete if len(complete) <= IMPORTANCE_TRIALS else \
             sorted(random.Random(0).sample(complete, IMPORTANCE_TRIALS), key=lambda t: t.number)
         try:
-            figure = plot_param_importances(snapshot_study(study, used), target_name=METRIC_LABEL,
+            figure = plot_param_importances(snapshot_study(study, used), target_name=metric_label(study),
                                             evaluator=FanovaImportanceEvaluator(n_trees=32, seed=0))
         except Exception as exc:  # an evaluator failing on odd data: the report still gets written
             reason = f"Parameter importances could not be computed: {type(exc).__name__}: {exc}"
@@ -133,7 +135,7 @@ def importance(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], unif
             figure.update_layout(title=None, height=max(300, 60 + 45 * len(figure.data[0].y or [])))
             over = f"{len(complete)}" if len(used) == len(complete) else \
                 f"a seeded sample of {len(used)} of the {len(complete)}"
-            note = f"fANOVA importance of each parameter for {METRIC_LABEL}, over {over} complete trials " \
+            note = f"fANOVA importance of each parameter for {metric_label(study)}, over {over} complete trials " \
                    "(pruned trials are not counted)."
             if len(complete) < FEW_FOR_IMPORTANCE:
                 note += (f" Caution: these rest on only {len(complete)} complete trials, fewer than "
@@ -148,20 +150,20 @@ def parallel(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
         return Section("fig-parallel", title, placeholder("no complete trial yet"))
     from optuna.visualization import plot_parallel_coordinate
 
-    figure = plot_parallel_coordinate(study, target_name=METRIC_LABEL)
+    figure = plot_parallel_coordinate(study, target_name=metric_label(study))
     figure.update_layout(title=None, height=480)
     return Section("fig-parallel", title, figure, "Every complete trial as one line through its parameters.")
 
 
 def slices(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section:
-    title = "Slices: " + METRIC_LABEL + " against each parameter"
+    title = "Slices: " + metric_label(study) + " against each parameter"
     present = [p for p in SLICE_PARAMS if p in param_names(complete_trials(trials))]
     if not present:
         reason = f"none of {', '.join(SLICE_PARAMS)} is searched in a complete trial"
         return Section("fig-slice", title, placeholder(reason), reason)
     from optuna.visualization import plot_slice
 
-    figure = plot_slice(study, params=present, target_name=METRIC_LABEL)
+    figure = plot_slice(study, params=present, target_name=metric_label(study))
     figure.update_layout(title=None, height=420, width=None)
     return Section("fig-slice", title, figure, f"Complete trials, against {', '.join(present)}; colour: trial number.")
 

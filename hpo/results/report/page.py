@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from hpo.files import html_page
 from hpo.results.records import COUNT_NAMES
-from hpo.results.report.common import METRIC_LABEL, STATES, Section, best_trial, complete_trials, fmt, state_of
+from hpo.results.report.common import STATES, Section, best_trial, complete_trials, fmt, metric_label, state_of
 
 if TYPE_CHECKING:
     import optuna
@@ -89,10 +89,10 @@ def _summary(study: optuna.Study, drawn: Drawn) -> str:
         best = best_trial(study, complete)
         params = ", ".join(f"{k} = {fmt(v)}" for k, v in best.params.items())
         where = best.user_attrs.get("best_evaluation")
-        rows.append((f"best {METRIC_LABEL}", f'<b id="best-value">{best.value:.4f}</b> (trial {best.number}'
+        rows.append((f"best {metric_label(study)}", f'<b id="best-value">{best.value:.4f}</b> (trial {best.number}'
                      f"{f', evaluation {where}' if where is not None else ''})<br>{html.escape(params)}"))
     else:
-        rows.append((f"best {METRIC_LABEL}", '<span id="best-value">no complete trial yet</span>'))
+        rows.append((f"best {metric_label(study)}", '<span id="best-value">no complete trial yet</span>'))
     states = ", ".join(f'<span data-state="{s}">{counts.get(s, 0)}</span> {COUNT_NAMES[s]}' for s in STATES)
     rows.append(("trials", f'<span id="trial-count">{len(trials)}</span>: {states}'))
     budget = study.user_attrs.get("n_trials")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpo.results.report.common import METRIC_LABEL, Section, fmt, placeholder, state_of, tint
+from hpo.results.report.common import Section, fmt, metric_label, placeholder, state_of, tint
 
 if TYPE_CHECKING:
     import optuna
@@ -32,7 +32,7 @@ def trials_table(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) ->
     columns: dict[str, list[str]] = {
         "trial": [str(t.number) for t in rows],
         "state": [state_of(t) for t in rows],
-        METRIC_LABEL: [_value(t) for t in rows],
+        metric_label(study): [_value(t) for t in rows],
         "epochs run": [fmt(t.user_attrs["epochs_run"]) if "epochs_run" in t.user_attrs else "-"
                        for t in rows],
         "minutes": [f"{t.duration.total_seconds() / 60:.1f}" if t.duration else "-" for t in rows],
@@ -47,7 +47,7 @@ def trials_table(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) ->
     ))
     figure.update_layout(height=min(900, 120 + 28 * len(rows)), margin={"t": 10, "b": 10})
     note = (f"{len(rows)} trials, complete ones best first, then the others by number; a pruned trial's "
-            f"{METRIC_LABEL} is the last it reported. `hpo trials NAME -f json` prints the same for scripts.")
+            f"{metric_label(study)} is the last it reported. `hpo trials NAME -f json` prints the same for scripts.")
     return Section("fig-trials", title, figure, note)
 
 

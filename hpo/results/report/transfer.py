@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from hpo.results.report.common import (
     COLORS,
-    METRIC_LABEL,
     Section,
     complete_trials,
     fixed_value,
     is_target_only,
+    metric_label,
     placeholder,
 )
 from hpo.search.space import SOURCE
@@ -28,14 +28,15 @@ __all__ = ["sources", "transfer"]
 def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section:
     import plotly.graph_objects as go
 
-    title = "Transfer: best val F1 against λ (target_weight)"
+    label = metric_label(study)
+    title = f"Transfer: best {label} against λ (target_weight)"
     fixed = fixed_value(study, "target_weight")
     complete = {t.number for t in complete_trials(trials)}
-    points = []  # (trial, λ, target only?, its best val F1); pruned trials count with what they reached
+    points = []  # (trial, λ, target only?, its best value); pruned trials count with what they reached
     for trial in trials:
         weight = 1.0 if trial.params.get(SOURCE) == NO_SOURCE else trial.params.get("target_weight", fixed)
         value = trial.value if trial.number in complete else \
-            _best_reported(trial) if trial.state.name == "PRUNED" else None
+            _best_reported(study, trial) if trial.state.name == "PRUNED" else None
         if weight is None or value is None:
             continue
         points.append((trial, float(weight), is_target_only(trial) or float(weight) == 1.0, value))
@@ -54,7 +55,7 @@ def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
                 x=[w for _, w, _ in group], y=[v for _, _, v in group], mode="markers", name=name + suffix,
                 marker={"color": color, "size": 11, "symbol": fill, "line": {"width": 1.5, "color": color}},
                 text=[f"trial {t.number}" for t, _, _ in group],
-                hovertemplate="%{text}<br>λ %{x:.3f}<br>" + METRIC_LABEL + " %{y:.4f}<extra>" + name + suffix +
+                hovertemplate="%{text}<br>λ %{x:.3f}<br>" + label + " %{y:.4f}<extra>" + name + suffix +
                               "</extra>",
             ))
     transfer = [(t, w) for t, w, only, _ in points if not only and t.state.name == "COMPLETE"]
@@ -73,14 +74,15 @@ def transfer(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sec
                               arrowhead=2, ay=-36, font={"color": COLORS["target_only"]})
     figure.add_vline(x=1.0, line={"color": COLORS["target_only"], "dash": "dot", "width": 1})
     figure.update_layout(height=480, xaxis_title="λ = target_weight (weight of the target "
-                         "loss; 1 − λ weighs the source)", yaxis_title=f"best {METRIC_LABEL} of the trial",
+                         "loss; 1 − λ weighs the source)", yaxis_title=f"best {label} of the trial",
                          xaxis_range=[-0.02, 1.05])
-    note = _transfer_note(best_transfer, best_alone) + " Open markers: pruned trials, at the best val F1 they reached."
+    note = _transfer_note(best_transfer, best_alone) + \
+        f" Open markers: pruned trials, at the best {label} they reached."
     return Section("fig-transfer", title, figure, note)
 
 
 def sources(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Section | None:
-    """Best val F1 per candidate source task, for a study that searches its source (None for one that does not):
+    """Best value per candidate source task, for a study that searches its source (None for one that does not):
     which source pays, and how many trials each got (pruned ones beside the complete)."""
     import plotly.graph_objects as go
 
@@ -102,15 +104,17 @@ def sources(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> Sect
         hovertemplate="%{x}<br>best %{y:.4f}<br>%{customdata[0]} complete, %{customdata[1]} pruned<extra></extra>",
     ))
     figure.update_layout(height=380, xaxis_title="source task (none: the target alone, λ = 1)",
-                         yaxis_title=f"best {METRIC_LABEL}", yaxis_range=[0, 1.02])
+                         yaxis_title=f"best {metric_label(study)}",
+                         yaxis_range=None if study.direction.name == "MINIMIZE" else [0, 1.02])  # a loss is unbounded
     note = "; ".join(f"{key}: " + (f"{best.value:.4f} (trial {best.number})" if best else "none complete") +
                      f", {n} complete, {p} pruned" for key, best, n, p in rows) + "."
-    return Section("fig-sources", "Source tasks: best val F1 of each candidate", figure, note)
+    return Section("fig-sources", f"Source tasks: best {metric_label(study)} of each candidate", figure, note)
 
 
-def _best_reported(trial: optuna.trial.FrozenTrial) -> float | None:
+def _best_reported(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> float | None:
     values = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
-    return max(values) if values else None
+    pick = min if study.direction.name == "MINIMIZE" else max
+    return pick(values) if values else None
 
 
 def _transfer_note(best_transfer, best_alone) -> str:

@@ -194,16 +194,16 @@ def _fit_row(row: Row, bench: Workbench, config: Any, test: Corpus, progress: Pr
              source: str | None) -> None:
     tick = time.monotonic()
     try:
-        f1, accuracy, val_f1 = fit_and_test(
+        f1, accuracy, value = fit_and_test(
             bench, config, test, on_step=lambda step, total: progress.update(steps, completed=step, total=total),
             source=source)
     except HpoError as exc:
         raise HpoError(f"{row.name}: {exc}") from None
     row.f1.append(f1)
     row.accuracy.append(accuracy)
-    row.value.append(val_f1)
+    row.value.append(value)
     progress.console.print(f"{row.name:<14} seed {config.seed:<3} test F1 {f1:.4f}  accuracy {accuracy:.4f}  "
-                           f"(val F1 {val_f1:.4f}, {time.monotonic() - tick:.0f} s)", highlight=False)
+                           f"({bench.objective.label} {value:.4f}, {time.monotonic() - tick:.0f} s)", highlight=False)
 
 
 def _result(study: optuna.Study, spec: StudySpec, test: Corpus, rows: dict[str, Row], seeds: list[int],

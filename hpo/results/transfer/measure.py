@@ -156,7 +156,7 @@ def fit_and_test(
     source: str | None = None,
 ) -> tuple[float, float, float]:
     """Fit `config` as a search trial would, keep the best validation step's weights, and return its test F1
-    (the config's f1_average), test accuracy and the validation F1 of the step kept."""
+    (the config's f1_average), test accuracy and the validation objective's value at the step kept."""
     from hpo.train.loop import NonFiniteLoss, placement
     from hpo.train.metrics import accuracy, f1
 
@@ -166,10 +166,10 @@ def fit_and_test(
     except NonFiniteLoss as exc:
         raise HpoError(f"seed {config.seed}: {exc}") from None
     predictions = bench.predicted(fit.model, config, test)
-    val_f1 = fit.best.f1
+    value = fit.best.value
     del fit  # free the model before releasing memory
     _release(where.device)
-    return f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), val_f1
+    return f1(test.labels, predictions, config.f1_average), accuracy(test.labels, predictions), value
 
 
 def _release(device: Any) -> None:

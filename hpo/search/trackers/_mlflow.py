@@ -138,7 +138,7 @@ class MlflowTracker:
     def evaluated(self, number: int, evaluation: Evaluation) -> None:
         child = self._children.get(number)
         if child is not None:
-            self.calls(lambda: self._client.log_metric(child, self.metric, evaluation.f1, step=evaluation.number))
+            self.calls(lambda: self._client.log_metric(child, self.metric, evaluation.value, step=evaluation.number))
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         """The finished trial recorded on its child run (made now for a trial that failed before it started)."""

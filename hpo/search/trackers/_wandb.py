@@ -65,7 +65,7 @@ class WandbTracker:
     def evaluated(self, number: int, evaluation: Evaluation) -> None:
         run = self._runs.get(number)
         if run is not None:
-            self.calls(lambda: run.log({self.metric: evaluation.f1}, step=evaluation.number))
+            self.calls(lambda: run.log({self.metric: evaluation.value}, step=evaluation.number))
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         run = self._runs.pop(trial.number, None) or self.calls(lambda: self._new_run(trial.number, None))
