@@ -21,37 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-# axis -> (low, high, kind): "log" and "linear" are floats, "int" takes every whole value of [low, high].
-SPACE: dict[str, tuple[float, float, str]] = {
-    "learning_rate": (5e-5, 5e-4, "log"),
-    "target_weight": (0.3, 1.0, "linear"),
-    "freeze_depth": (0, 6, "int"),
-    "l2": (1e-7, 1e-4, "log"),
-    "l1": (1e-9, 1e-6, "log"),
-    "warmup_ratio": (0.0, 0.3, "linear"),
-}
+from benchmarks.time_to_quality.space import SPACE, from_unit
+
 CONFIGS = 128  # a power of two: Sobol's balance holds
 SECOND_SEED = 32  # of them run again with seed 1
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
-
-
-def from_unit(point: list[float] | tuple[float, ...]) -> dict[str, Any]:
-    """A point of the unit cube as a configuration of SPACE."""
-    config: dict[str, Any] = {}
-    for u, (axis, (low, high, kind)) in zip(point, SPACE.items(), strict=True):
-        if kind == "log":
-            config[axis] = float(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
-        elif kind == "int":
-            config[axis] = int(min(high, low + math.floor(u * (high - low + 1))))
-        else:
-            config[axis] = float(low + u * (high - low))
-    return config
 
 
 def configurations() -> list[dict[str, Any]]:
