@@ -107,7 +107,7 @@ def grid_search(budget: float, seed: int = 0) -> dict:
     best_f1, params, model, config, _ = max(done, key=lambda r: r[0])
     where = placement(config)
     predictions = evaluate(model, bench.encoded(test, config.max_length), bench.pad_id, where.device,
-                           where.autocast, config.batch_size * 4)
+                           where.autocast, config.batch_size * 4).argmax(-1)  # logits -> classes
     return {"search_s": time.perf_counter() - started, "configurations": len(done), "best_val_f1": best_f1,
             "chosen": params, "test_f1": f1(test.labels, predictions, "macro")}
 

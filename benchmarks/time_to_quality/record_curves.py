@@ -97,7 +97,7 @@ def record_run(bench: Any, spec: Any, test: Any, params: dict[str, Any], seed: i
     fit = bench.fit_keeping_best(config, on_eval=on_eval)  # the model ends on its best validation step's weights
     wall = time.monotonic() - started
     predictions = evaluate(fit.model, bench.encoded(test, config.max_length), bench.pad_id, device, precision,
-                           config.batch_size * 4)
+                           config.batch_size * 4).argmax(-1)  # logits -> classes
     return {"params": params, "seed": seed, "curve": curve, "wall_s": round(wall, 3), "best_step": fit.best.number,
             "test_f1": f1(test.labels, predictions, "macro"), "precision": "bf16" if precision is not None else "fp32",
             "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine()}
