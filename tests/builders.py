@@ -220,16 +220,34 @@ def hpo_cli(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | N
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
                   # offline: any fetch by host name fails; pages on 127.0.0.1 still load
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                  "--virtual-time-budget=10000"]
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
-def browse_page(chromium: str, url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Load `url` in headless Chromium after its scripts ran (`--dump-dom`, `--screenshot=...` in args)."""
-    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                          capture_output=True, text=True, timeout=300)
+def browse_page(chromium: str, url: str, profile: Path, *args: str,
+                budget_ms: int = 10000) -> subprocess.CompletedProcess:
+    """Load `url` in headless Chromium after its scripts ran for `budget_ms` of virtual time (`--dump-dom`,
+    `--screenshot=...` in args)."""
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}",
+                           f"--user-data-dir={profile}", *args, url], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def page_text(dom: str) -> str:
+    """The visible text of a dumped DOM: scripts and styles dropped, tags stripped, whitespace folded."""
+    import re
+
+    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, detail: Callable[[], str] = str) -> object:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.builders import free_port
 from tests.ci import unavailable
 
 ADMIN_URL = os.environ.get("HPO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -77,12 +77,6 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Cluster:
     """A PostgreSQL cluster a test owns (it may restart or break it), with a database `hpo`."""
@@ -121,7 +115,7 @@ def own_cluster(auth_host: str = "trust") -> Iterator[Cluster]:
         unavailable("pg_createcluster (Debian's postgresql-common) is needed for a PostgreSQL cluster of the "
                     "test's own")
     version = sorted(Path("/etc/postgresql").iterdir())[-1].name
-    cluster = Cluster(version, f"hpotest-{os.getpid()}-{uuid.uuid4().hex[:6]}", _free_port())
+    cluster = Cluster(version, f"hpotest-{os.getpid()}-{uuid.uuid4().hex[:6]}", free_port())
     made = _run("pg_createcluster", version, cluster.name, "-p", str(cluster.port), "--start", "--",
                 f"--auth-host={auth_host}", "--auth-local=trust")
     assert made.returncode == 0, made.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hpo.errors import HpoError, OutputError
 from hpo.results.export import Exported, best_trials, trial_by_number
-from hpo.search.kept import KEPT_DIR_ATTR, PREFIX, kept_folder
+from hpo.search.kept import KEPT_DIR_ATTR, folder_number, kept_folder
 from hpo.train.metrics import objective_of
 
 __all__ = ["export_model"]
@@ -34,8 +34,8 @@ def export_model(name: str, out: Path, *, trial: int | None, storage: str | None
     chosen = best_trials(study)[0] if trial is None else trial_by_number(study, trial)
     folder = kept_folder(Path(stored), chosen.number)
     if not (folder / "config.json").is_file():
-        kept = sorted(int(p.name[len(PREFIX):]) for p in Path(stored).glob(f"{PREFIX}*") if p.is_dir()) \
-            if Path(stored).is_dir() else []
+        kept = sorted(number for p in Path(stored).iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and (number := folder_number(p)) is not None) if Path(stored).is_dir() else []
         raise HpoError(f"trial {chosen.number} of study {name!r} has no kept model in {stored} (kept: "
                        f"{', '.join(map(str, kept)) or 'none'}); keep_models keeps the best K trials only")
     _copy(folder, out)

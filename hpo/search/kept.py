@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from hpo.train.model import TransferModel
     from hpo.workbench import Workbench
 
-__all__ = ["KEPT_DIR_ATTR", "KeptModels", "kept_folder"]
+__all__ = ["KEPT_DIR_ATTR", "KeptModels", "folder_number", "kept_folder"]
 
 KEPT_DIR_ATTR = "kept_models_dir"
 PREFIX = "trial-"
@@ -43,6 +43,13 @@ log = logging.getLogger("hpo")
 
 def kept_folder(directory: Path, number: int) -> Path:
     return directory / f"{PREFIX}{number}"
+
+
+def folder_number(path: Path) -> int | None:
+    """The trial number of a kept folder, `trial-N`, or of one being written, `.trial-N.PID.partial`; None for
+    anything else."""
+    name = path.name.lstrip(".").split(".")[0]
+    return int(name[len(PREFIX):]) if name.startswith(PREFIX) and name[len(PREFIX):].isdigit() else None
 
 
 class KeptModels:
@@ -118,9 +125,8 @@ class KeptModels:
         keep = set(best_numbers(self.study, self.top))
         folders = {}
         for path in self.directory.iterdir():
-            name = path.name.lstrip(".").split(".")[0]
-            if path.is_dir() and name.startswith(PREFIX) and name[len(PREFIX):].isdigit():
-                folders.setdefault(int(name[len(PREFIX):]), []).append(path)
+            if path.is_dir() and (number := folder_number(path)) is not None:
+                folders.setdefault(number, []).append(path)
         if not folders:
             return []
         running = {row.number for row in trial_rows(self.study, states=("RUNNING",), params=False, attrs=())}

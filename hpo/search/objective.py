@@ -178,7 +178,7 @@ def _write_record(trial: optuna.Trial, curve: list[Evaluation], run: TrainResult
     if not curve:
         trial.set_user_attr("epochs_run", 0.0)
         return
-    best = TrainResult(curve=curve, objective=run.objective).best
+    best = run.best  # the loop's curve: the evaluations `curve` holds, judged by the study's objective
     last = curve[-1]
     trial.set_user_attr("epochs_run", last.epoch)
     trial.set_user_attr("train_seconds", round(last.train_seconds, 3))

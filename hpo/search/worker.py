@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunResult", "quiet_libraries", "run_and_report", "run_file", "run_study", "worker_seed"]
 
+
 @dataclass(frozen=True)
 class RunResult:
     study: optuna.Study
@@ -186,10 +187,11 @@ def _adopt(study: optuna.Study, spec: StudySpec, spec_text: str, bench: Workbenc
     current = provenance(spec, spec_text, bench.data.fingerprint(spec.source_candidates(), spec.target))
     stored = stored_provenance(study)
     metric = spec.validation_objective.metric
-    if stored is not None and (study.metric_names or ["val_f1"])[0] != metric:  # no --force: values not comparable
-        raise StudyMismatchError(f"study {spec.name!r} was searched on {(study.metric_names or ['val_f1'])[0]}; the "
-                            f"study file's objective {spec.objective!r} is {metric}. Its trials' values cannot be "
-                            "compared: give the study a new name")
+    searched_on = (study.metric_names or ["val_f1"])[0]  # a study made before metric names were stored: F1
+    if stored is not None and searched_on != metric:  # no --force: the values could not be compared
+        raise StudyMismatchError(f"study {spec.name!r} was searched on {searched_on}; the study file's objective "
+                                 f"{spec.objective!r} is {metric}. Its trials' values cannot be compared: give the "
+                                 "study a new name")
     created_with = lambda_name((stored or current).search_space)
     if stored is None:
         store_provenance(study, current.record(), summary(current))

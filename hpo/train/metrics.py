@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -26,7 +27,7 @@ class Scores:
     labels: np.ndarray  # (n,) class indices
     logits: np.ndarray  # (n, classes) float
 
-    @property
+    @cached_property  # the loop's F1 and accuracy and the objective all read it: one argmax per evaluation
     def predictions(self) -> np.ndarray:
         return self.logits.argmax(-1)
 
@@ -47,25 +48,31 @@ class ValidationObjective:
         return a < b if self.direction == "minimize" else a > b
 
 
+def _confusion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray | None:
+    """Counts of (true class, predicted class) over the classes in the labels or the predictions, as floats; None
+    for an empty split."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if not len(labels):
+        return None
+    classes, both = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
+    truth, guess, n = both[: len(labels)], both[len(labels) :], len(classes)
+    return np.bincount(truth * n + guess, minlength=n * n).reshape(n, n).astype(float)
+
+
 def f1(labels: np.ndarray, predictions: np.ndarray, average: str) -> float:
     """F1 over the classes that occur in the labels or the predictions (scikit-learn's default, zero_division=0).
 
     A class the split holds but the model never predicts scores 0; a class absent from both is left out
     rather than counted as 0, so a small validation split is not punished for what it does not contain.
     """
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    if not len(labels):
+    confusion = _confusion(labels, predictions)
+    if confusion is None:
         return 0.0
-    classes, both = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
-    truth, guess = both[: len(labels)], both[len(labels) :]
-    n = len(classes)
-    true_positive = np.bincount(truth[truth == guess], minlength=n).astype(float)
-    support = np.bincount(truth, minlength=n).astype(float)
-    predicted = np.bincount(guess, minlength=n).astype(float)
+    true_positive, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
     if average == "micro":
-        return float(true_positive.sum() / len(labels))  # micro precision = recall = F1 = accuracy here
+        return float(true_positive.sum() / confusion.sum())  # micro precision = recall = F1 = accuracy here
     denominator = support + predicted  # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (support + predicted)
-    per_class = np.divide(2 * true_positive, denominator, out=np.zeros(n), where=denominator > 0)
+    per_class = np.divide(2 * true_positive, denominator, out=np.zeros(len(support)), where=denominator > 0)
     if average == "macro":
         return float(per_class.mean())
     if average == "weighted":
@@ -79,13 +86,9 @@ def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 def mcc(labels: np.ndarray, predictions: np.ndarray) -> float:
     """Matthews correlation, multi-class (Gorodkin's R_K, scikit-learn's `matthews_corrcoef`); 0 where undefined."""
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    if not len(labels):
+    confusion = _confusion(labels, predictions)
+    if confusion is None:
         return 0.0
-    classes, both = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
-    truth, guess = both[: len(labels)], both[len(labels) :]
-    n = len(classes)
-    confusion = np.bincount(truth * n + guess, minlength=n * n).reshape(n, n).astype(float)
     support, predicted = confusion.sum(1), confusion.sum(0)
     total, correct = confusion.sum(), np.trace(confusion)
     covariance = correct * total - support @ predicted

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.builders import REPO, browse_page, hpo_cli, write_study
+from tests.builders import REPO, browse_page, free_port, hpo_cli, page_text, write_study
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _text(dom: str) -> str:
-    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
 def test_dashboard_lists_the_study_with_its_trials(tmp_path, tiny_model_dir, chromium):
     spec = write_study(tmp_path / "tiny.yaml", tiny_model_dir, n_trials=3)
     assert hpo_cli("run", str(spec), cwd=tmp_path).returncode == 0
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HPO_STORAGE": f"sqlite:///{tmp_path / 'hpo.db'}"}
     server = subprocess.Popen([sys.executable, "-m", "hpo", "dashboard", "--port", str(port)], cwd=tmp_path,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -44,11 +31,12 @@ def test_dashboard_lists_the_study_with_its_trials(tmp_path, tiny_model_dir, chr
         assert len(detail["trials"]) == 3
         assert detail["objective_names"] == ["val_f1"]
 
-        listing = _text(browse_page(chromium, f"{base}/dashboard", tmp_path / "p1", "--dump-dom").stdout)
+        listing = page_text(browse_page(chromium, f"{base}/dashboard", tmp_path / "p1", "--dump-dom").stdout)
         assert "1. tiny" in listing
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page = f"{base}/dashboard/studies/{summary['study_id']}"
-        study_page = _text(browse_page(chromium, page, tmp_path / "p2", "--dump-dom", "--window-size=1400,1200").stdout)
+        shown = browse_page(chromium, page, tmp_path / "p2", "--dump-dom", "--window-size=1400,1200")
+        study_page = page_text(shown.stdout)
         best = max((t for t in detail["trials"] if t["state"] == "Complete"), key=lambda t: t["values"][0])
         assert "tiny (id=" in study_page and "val_f1" in study_page
         assert f"Best Trial (number={best['number']})" in study_page

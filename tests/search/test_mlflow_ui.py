@@ -19,12 +19,13 @@ from rich.console import Console
 
 from hpo.search.worker import run_study
 from hpo.spec import load_study_file
-from tests.builders import CHROMIUM_FLAGS, REPO, study_from, wait_for, write_study
+from tests.builders import REPO, browse_page, free_port, page_text, study_from, wait_for, write_study
 from tests.ci import unavailable
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 # The UI draws its charts after the page has settled: run every compositor stage and give it virtual time.
-RENDER = ["--run-all-compositor-stages-before-draw", "--virtual-time-budget=90000", "--window-size=1400,1000"]
+RENDER = ("--run-all-compositor-stages-before-draw", "--window-size=1400,1000")
+RENDER_MS = 90000
 
 
 @pytest.fixture(scope="session")
@@ -43,25 +44,8 @@ def mlflow_server_bin(tmp_path_factory) -> Path:
     return server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _text(dom: str) -> str:
-    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
-
-
 def _page(chromium: str, url: str, profile: Path, *args: str) -> str:
-    flags = [flag for flag in CHROMIUM_FLAGS if not flag.startswith("--virtual-time-budget")]
-    done = subprocess.run([chromium, *flags, *RENDER, f"--user-data-dir={profile}", *args, url],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return _text(done.stdout)
+    return page_text(browse_page(chromium, url, profile, *RENDER, *args, budget_ms=RENDER_MS).stdout)
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
@@ -80,7 +64,7 @@ def test_the_mlflow_ui_shows_the_parent_and_a_child_run_per_trial_with_its_step_
     run_study(spec, text, source="tiny.yaml", storage=f"sqlite:///{tmp_path / 'hpo.db'}",
               console=Console(file=io.StringIO()))
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(mlflow_server_bin), "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
