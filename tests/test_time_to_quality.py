@@ -9,6 +9,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,18 @@ import pytest
 from scipy.stats import t as student_t
 
 from benchmarks.time_to_quality import costs as clock
-from benchmarks.time_to_quality.compare import document, grid_seconds, summarise
+from benchmarks.time_to_quality.compare import document, summarise
 from benchmarks.time_to_quality.replay import Costs, Outcome, Search, replay
 from benchmarks.time_to_quality.space import grid_values, suggest
-from benchmarks.time_to_quality.strategies import HF_FIXED, grid, hf_style, one_epoch_top_k, run_strategy
+from benchmarks.time_to_quality.strategies import (
+    EVALUATIONS,
+    HF_FIXED,
+    STRATEGIES,
+    grid,
+    hf_style,
+    one_epoch_top_k,
+    run_strategy,
+)
 from benchmarks.time_to_quality.surrogate import Surrogate, load_records
 
 BASE = {"l2": 1e-7, "l1": 1e-9, "warmup_ratio": 0.0}  # the axes no hand-made curve depends on
@@ -132,12 +141,13 @@ def test_events_run_in_time_order_across_workers_and_pruned_trials_free_their_wo
 
 @pytest.mark.parametrize(("workers", "trace"), [
     # One worker: A at depth 3 first builds depth 3 (30 s), then reports at 40..70; C reuses depth 3 (70..110);
-    # B at depth 6 builds it (50 s) from 110, reports at 175, 190, 205 and 0.90 at 220 s.
-    (1, [(40.0, 0.20), (50.0, 0.40), (60.0, 0.50), (70.0, 0.60), (100.0, 0.65), (110.0, 0.70), (220.0, 0.90)]),
+    # B at depth 6 builds it from 110 on top of depth 3's entry (the 50 s from the input less depth 3's 30 s),
+    # reports at 145, 160, 175 and 0.90 at 190 s.
+    (1, [(40.0, 0.20), (50.0, 0.40), (60.0, 0.50), (70.0, 0.60), (100.0, 0.65), (110.0, 0.70), (190.0, 0.90)]),
     # Two workers: C starts with A but waits for A's build of depth 3 (one entry, built once, under a lock), so
-    # both report at 40..70; B then starts at 70, builds depth 6 until 120 and reaches 0.90 at 120 + 4 × 15 = 180 s:
-    # 40 s sooner than one worker, the length of C's run, which now overlaps A's.
-    (2, [(40.0, 0.20), (40.0, 0.50), (50.0, 0.60), (60.0, 0.65), (70.0, 0.70), (180.0, 0.90)]),
+    # both report at 40..70; B then starts at 70, builds depth 6 from depth 3 until 90 and reaches 0.90 at
+    # 90 + 4 × 15 = 150 s: 40 s sooner than one worker, the length of C's run, which now overlaps A's.
+    (2, [(40.0, 0.20), (40.0, 0.50), (50.0, 0.60), (60.0, 0.65), (70.0, 0.70), (150.0, 0.90)]),
 ])
 def test_each_depth_is_built_once_and_a_second_worker_overlaps_the_runs(workers, trace):
     a3, c3, b6 = {**A, "freeze_depth": 3}, {**C, "freeze_depth": 3}, {**B, "freeze_depth": 6}
@@ -245,20 +255,19 @@ def test_the_grid_is_three_values_an_axis_run_once_each_in_one_grid_time():
     points = {tuple(t.user_attrs["config"][a] for a in values) for t in trials}
     assert len(trials) == out.trials == 729 == len(points) and all(t.state.name == "COMPLETE" for t in trials)
     assert all(p[i] in v for p in points for i, v in enumerate(values.values()))
-    # By hand, one worker: each point's 6 segments one after another, a depth's build before its first point.
+    # By hand, one worker: each point's 6 segments one after another, a depth's build before its first point (from
+    # the deepest depth built before it: depth 6 after depth 3 costs 50 - 30 s).
     expected, now, built = [], 0.0, set()
     for trial in trials:
+        depth = trial.user_attrs["config"]["freeze_depth"]
         config = trial.user_attrs["config"]
-        if config["freeze_depth"] and config["freeze_depth"] not in built:
-            built.add(config["freeze_depth"])
-            now += COSTS.build[config["freeze_depth"]]
+        if depth and depth not in built:
+            now += COSTS.build[depth] - COSTS.build.get(max((d for d in built if d < depth), default=0), 0.0)
+            built.add(depth)
         for _ in range(6):
             now += COSTS.segment(config)
             expected.append(now)
     assert [at for at, _ in out.trace] == pytest.approx(expected)
-    # and it ends at compare's budget, one grid's time: 486 points with a source × 6 × 10 s + 243 target only ×
-    # 6 × 15 s + the builds of depths 3 and 6, 30 + 50 s
-    assert expected[-1] == grid_seconds(COSTS) == 486 * 60 + 243 * 90 + 80
 
 
 def test_the_compare_step_summarises_each_strategy_against_ours():
@@ -288,3 +297,20 @@ def test_the_compare_step_summarises_each_strategy_against_ours():
     random = written["strategies"]["random"]
     assert random["median_vs_ours"] == 2.5 and random["p90_s"] == math.inf and random["test_f1"] == pytest.approx(
         list(rows["random"]["test_f1"]))
+
+
+def test_the_benchmark_s_default_is_the_study_files_default_and_the_full_study_s_choice():
+    # One source: the strategy the benchmark calls "default" is built from the study file's defaults, and the shipped
+    # full study writes out exactly those, so it runs that strategy's sampler and pruner.
+    from hpo.search.algorithms import make_pruner
+    from hpo.spec import PrunerSpec, SamplerSpec, load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "studies" / "r8-from-20ng.yaml")
+    assert (spec.sampler, spec.pruner) == (SamplerSpec(), PrunerSpec())
+    assert (spec.sampler.name, spec.sampler.n_startup_trials) == ("tpe", 10)
+    search = STRATEGIES["default"]()(0)
+    shipped = make_pruner(spec.pruner, EVALUATIONS)
+    assert isinstance(search.study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert type(search.study.pruner) is type(shipped) and vars(search.study.pruner) == vars(shipped)
+    previous = STRATEGIES["default (previous)"]()(0)
+    assert isinstance(previous.study.pruner, optuna.pruners.HyperbandPruner)

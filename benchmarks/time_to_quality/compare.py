@@ -3,13 +3,16 @@
 For each strategy and seed (`--seeds`, default 100): the simulated time until some trial reports 99% (`--quality`)
 of the best validation macro-F1 any recorded run reached (`time to quality`), and the test macro-F1 (the
 surrogate's) of the configuration the strategy would pick at the end of the budget (its best complete trial). The
-budget is one grid's time: the 729 points at the cost model's seconds. Printed: the surrogate's held-out accuracy
+budget is `--budget-min` minutes of one worker's time (default 60; N workers get 60/N minutes of wall time, the
+same compute): long past the median time to quality of every strategy, and what a user gives a study of this
+size (the whole 729-point grid would take 8 hours of one core). Seeds run in `--processes` processes at once (the
+outcome of a seed does not depend on which process ran it). Printed: the surrogate's held-out accuracy
 beside the seed noise; per strategy the median and 90th percentile time to quality (with the share of seeds that
 got there), the ratio of its median to the new default's, and the mean test F1 with a 95% t interval, alone and
 paired with the default by seed. Written: `replay-{N}w.json` and a plot of the best validation F1 against time
 (median over seeds, the 10-90% band shaded), as HTML and PNG.
 
-    python -m benchmarks.time_to_quality.compare [--workers 1] [--seeds 100]
+    python -m benchmarks.time_to_quality.compare [--workers 1] [--seeds 100] [--budget-min 60] [--processes 2]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,8 @@ from typing import Any
 from benchmarks.time_to_quality import costs as clock
 from benchmarks.time_to_quality.plot import plot
 from benchmarks.time_to_quality.replay import Costs, Outcome
-from benchmarks.time_to_quality.space import AXES, grid_values
-from benchmarks.time_to_quality.strategies import EVALUATIONS, STRATEGIES, run_strategy
+from benchmarks.time_to_quality.space import AXES
+from benchmarks.time_to_quality.strategies import STRATEGIES, run_strategy
 from benchmarks.time_to_quality.surrogate import Surrogate, load_records, validate
 
 HERE = Path(__file__).parent
@@ -50,16 +54,6 @@ def _minutes(seconds: float) -> str:
     return "never" if seconds == math.inf else f"{seconds / 60:.1f} min"
 
 
-def grid_seconds(costs: Costs) -> float:
-    """One worker's time for the whole grid: every point's 6 segments, and each depth's build once."""
-    import itertools
-
-    values = grid_values()
-    points = [dict(zip(values, p, strict=True)) for p in itertools.product(*values.values())]
-    return sum(EVALUATIONS * costs.segment(p) for p in points) + sum(costs.build.get(d, 0.0)
-                                                                     for d in values["freeze_depth"] if d)
-
-
 def summarise(outcomes: dict[str, list[Outcome]]) -> dict[str, dict]:
     ours = outcomes[OURS]
     ours_median = statistics.median(o.time_to_target for o in ours)
@@ -73,7 +67,8 @@ def summarise(outcomes: dict[str, list[Outcome]]) -> dict[str, dict]:
                       "reached": sum(t < math.inf for t in times) / len(times),
                       "median_vs_ours": median / ours_median if ours_median not in (0, math.inf) else None,
                       "test_f1": _mean_ci(tests), "test_f1_minus_ours": _mean_ci(paired),
-                      "trials": statistics.median(o.trials for o in runs)}
+                      "trials": statistics.median(o.trials for o in runs),
+                      "per_seed": [[o.time_to_target, o.test_f1] for o in runs]}
     return rows
 
 
@@ -105,6 +100,35 @@ def print_summary(rows: dict[str, dict], checked: dict, *, workers: int, budget_
               f"{ratio:>12} {r['trials']:>7.0f} {mean:>11.4f} ± {half:.4f} {diff:>+13.4f} ± {dhalf:.4f}")
 
 
+_WORK: dict[str, Any] = {}  # each process's surrogate and clock, fitted once (the pool's initializer)
+
+
+def _start(tables: list[Path], costs_path: Path) -> None:
+    records = load_records(tables)
+    _WORK.update(surrogate=Surrogate.fit(records), records=records,
+                 costs=clock.load(costs_path) if costs_path.exists() else clock.from_records(tables))
+
+
+def _one(task: tuple[str, int, int, float, float]) -> Outcome:
+    name, seed, workers, budget, target = task
+    return run_strategy(name, _WORK["surrogate"], _WORK["costs"], seed, workers=workers, budget_s=budget,
+                        target=target)
+
+
+def replay_all(names: list[str], seeds: int, workers: int, budget: float, target: float,
+               processes: int) -> dict[str, list[Outcome]]:
+    """Every strategy at every seed, in `processes` processes (each fits the same surrogate: it is seeded)."""
+    from multiprocessing import get_context
+
+    tasks = [(name, seed, workers, budget, target) for name in names for seed in range(seeds)]
+    if processes <= 1:
+        done = list(map(_one, tasks))
+    else:
+        with get_context("fork").Pool(processes) as pool:
+            done = pool.map(_one, tasks, chunksize=1)
+    return {name: [o for o in done if o.strategy == name] for name in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", type=Path, nargs="+", default=sorted(HERE.glob("table-*.jsonl")))
@@ -112,18 +136,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--quality", type=float, default=0.99, help="the target, as a share of the recorded best")
+    parser.add_argument("--budget-min", type=float, default=60.0, help="minutes of one worker's time")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    records = load_records(args.table)
-    surrogate = Surrogate.fit(records)
+    _start(args.table, args.costs)
+    records, costs = _WORK["records"], _WORK["costs"]
     checked = validate(records)
-    costs = clock.load(args.costs) if args.costs.exists() else clock.from_records(args.table)
     best = max(max(r.values) for r in records)
-    budget = grid_seconds(costs) / args.workers
+    budget = args.budget_min * 60 / args.workers
     names = [OURS, *(n for n in args.strategies if n != OURS)]
-    outcomes = {name: [run_strategy(name, surrogate, costs, seed, workers=args.workers, budget_s=budget,
-                                    target=args.quality * best) for seed in range(args.seeds)] for name in names}
+    outcomes = replay_all(names, args.seeds, args.workers, budget, args.quality * best, args.processes)
     rows = summarise(outcomes)
     print_summary(rows, checked, workers=args.workers, budget_s=budget, seeds=args.seeds, quality=args.quality,
                   best=best)

@@ -54,8 +54,9 @@ def from_records(paths: list[Path]) -> Costs:
     return Costs(transfer, alone, {d: statistics.median(v) for d, v in builds.items()})
 
 
-def measure(threads: int | None, repeats: int) -> dict[str, dict[int, float]]:
+def measure(threads: int | None, repeats: int, depths: list[int]) -> dict[str, dict[int, float]]:
     import os
+    import shutil
 
     import torch
 
@@ -73,34 +74,41 @@ def measure(threads: int | None, repeats: int) -> dict[str, dict[int, float]]:
         os.environ["HPO_CACHE"] = cache
         configure(cache=Path(cache))
         bench = open_workbench(spec, str(STUDY))
-        for depth in range(7):
+        for depth in depths:
+            # Each depth's stored activations built from the input (an emptied store): the project builds a depth
+            # from the deepest one already stored below it, which the replay charges as a difference of these.
+            shutil.rmtree(Path(cache) / "activations", ignore_errors=True)
             for weight, part in ((0.5, "transfer"), (1.0, "target_only")):
                 config = spec.trial_config({"freeze_depth": depth, "target_weight": weight}, epochs=1, seed=0)
-                first = _segments(bench, config)
-                warm = [s for _ in range(repeats) for s in _segments(bench, config)]
-                costs[part][depth] = statistics.median(warm)
+                _, first = _segments(bench, config)
                 if depth and part == "transfer":
-                    costs["build"][depth] = max(0.0, first[0] - costs[part][depth])
+                    costs["build"][depth] = first.reuse.build_seconds if first.reuse else 0.0
+                costs[part][depth] = statistics.median(s for _ in range(repeats) for s in _segments(bench, config)[0])
                 print(f"depth {depth} λ {weight}: {costs[part][depth]:.3f} s a segment"
                       + (f", build {costs['build'][depth]:.2f} s" if depth and part == "transfer" else ""), flush=True)
     return costs
 
 
-def _segments(bench: Any, config: Any) -> list[float]:
-    """Wall seconds of each evaluation segment of one fit."""
+def _segments(bench: Any, config: Any) -> tuple[list[float], Any]:
+    """Wall seconds of each evaluation segment of one fit, and the fit's TrainResult."""
     marks = [time.monotonic()]
-    bench.fit(config, lambda evaluation: marks.append(time.monotonic()))
-    return [b - a for a, b in itertools.pairwise(marks)]
+    _, result = bench.fit(config, lambda evaluation: marks.append(time.monotonic()))
+    return [b - a for a, b in itertools.pairwise(marks)], result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--depths", type=int, nargs="+", default=list(range(7)),
+                        help="measure these depths again; the others are kept from OUT")
     parser.add_argument("--out", type=Path, default=HERE / "costs.json")
     args = parser.parse_args()
-    costs = measure(args.threads, args.repeats)
-    args.out.write_text(json.dumps(costs, indent=2) + "\n")
+    costs = measure(args.threads, args.repeats, args.depths)
+    if args.out.exists():  # the depths not measured this time, as OUT had them
+        kept = json.loads(args.out.read_text())
+        costs = {part: {**{int(d): v for d, v in kept[part].items()}, **costs[part]} for part in costs}
+    args.out.write_text(json.dumps({part: dict(sorted(v.items())) for part, v in costs.items()}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

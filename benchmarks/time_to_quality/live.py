@@ -1,153 +1,137 @@
-"""The replay checked against reality: three real searches on the quickstart task, one after another on this
-machine, each with the same wall-clock budget (default 600 s), then the test macro-F1 of each one's choice.
+"""The replay checked against reality: real searches of the quickstart task over the benchmark's continuous space
+(space.py), each `hpo run` with the same wall-clock budget (default 600 s) on one core, then the test macro-F1 of
+each one's pick.
 
-1. `Trainer.hyperparameter_search(direction="maximize", backend="optuna", timeout=BUDGET)` with its default
-   `hp_space` on `AutoModelForSequenceClassification` of the bundled MiniLM, written as the Hugging Face docs
-   write it (`model_init`, `eval_strategy="epoch"`, `compute_metrics` returning macro-F1), on the same split and
-   max length; its best hyperparameters retrained once and evaluated on the test split.
-2. Grid search with this project's loop: the table's grid in a seeded order, each configuration fit in full
-   (3 epochs, reuse on, as `hpo run` fits), until the budget; the best run's weights at its best validation step
-   evaluated on the test split.
-3. `hpo run` of studies/quickstart.yaml with `timeout: BUDGET` and no trial cap; its best trial exported and
-   retrained with `hpo train` (which evaluates on the test split).
+Strategies, as in the replay: `default` (the study files' default sampler and pruner: the study file names none,
+a quarter of the trials target only), `random` (random search, no pruning) and `grid` (the replay's 729-point grid,
+3 values per axis, in an order shuffled by the run's seed, queued with `--enqueue`, no pruning). Each run starts on
+an empty activation cache (the builds are part of its time; corpora and tokens are shared), keeps its best complete
+trial's model at its best evaluation (`keep_models: 1`), and that model is scored on the test split with `hpo
+evaluate`, which the search never read: the same "test F1 of the best run's best step" the table records.
 
-    .venv/bin/python -m benchmarks.time_to_quality.live [--budget 600]
+    for core in 0 1; do OMP_NUM_THREADS=1 taskset -c $core .venv/bin/python -m benchmarks.time_to_quality.live \\
+        --shard $core/2 --out benchmarks/time_to_quality/live-$core.jsonl & done; wait
+
+Resumable like the table: one JSON line per run is appended to OUT as it ends, and a rerun skips what OUT holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from benchmarks.time_to_quality.record_curves import STUDY, grid
+from benchmarks.time_to_quality.space import SPACE, grid_values
 
 HERE = Path(__file__).parent
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
+STRATEGIES = ("default", "random", "grid")
+RUNS = 3  # per strategy; run r uses seed r
 
 
-def _splits():
-    from hpo.spec import load_spec
-    from hpo.train.data import load_test
-    from hpo.workbench import open_workbench
-
-    spec = load_spec(STUDY)
-    bench = open_workbench(spec, str(STUDY))
-    return spec, bench, load_test(spec.target, bench.data.target_train.label_names)
-
-
-def hyperparameter_search(budget: float) -> dict:
-    import numpy as np
-    from datasets import Dataset
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
-
-    from hpo.train.metrics import f1
-    from hpo.train.model import resolve_model_path
-
-    spec, bench, test = _splits()
-    path = resolve_model_path(spec.model.id)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    n_labels = len(bench.data.target_train.label_names)
-
-    def dataset(corpus):
-        data = Dataset.from_dict({"text": list(corpus.texts), "label": [int(y) for y in corpus.labels]})
-        return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=spec.training.max_length),
-                        batched=True)
-
-    def model_init(trial=None):
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=n_labels)
-
-    def compute_metrics(prediction):
-        return {"f1": f1(prediction.label_ids, np.argmax(prediction.predictions, -1), "macro")}
-
-    with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, eval_strategy="epoch", save_strategy="no", report_to=[],
-                                 disable_tqdm=True, logging_strategy="no")
-        trainer = Trainer(model_init=model_init, args=args, train_dataset=dataset(bench.data.target_train),
-                          eval_dataset=dataset(bench.data.target_val), data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_metrics=compute_metrics)
-        started = time.perf_counter()
-        best = trainer.hyperparameter_search(direction="maximize", backend="optuna", n_trials=1000, timeout=budget)
-        searched = time.perf_counter() - started
-        for key, value in best.hyperparameters.items():
-            setattr(trainer.args, key, value)
-        trainer.train()
-        predictions = trainer.predict(dataset(test)).predictions.argmax(-1)
-    return {"search_s": searched, "best_val_f1": best.objective, "chosen": best.hyperparameters,
-            "test_f1": f1(test.labels, predictions, "macro")}
+def study_text(strategy: str, seed: int, budget: float) -> dict[str, Any]:
+    """The quickstart study file searching the benchmark's space with this strategy's sampler and pruner."""
+    spec = yaml.safe_load(STUDY.read_text())
+    space: dict[str, Any] = {}
+    for axis, (low, high, kind) in SPACE.items():
+        space[axis] = {"low": low, "high": high, **({"log": True} if kind == "log" else {})}
+    if strategy == "default":
+        space["target_weight"]["target_only_share"] = 0.25
+    spec.pop("n_trials", None)
+    spec.pop("sampler", None)
+    spec.pop("pruner", None)
+    spec |= {"name": f"live-{strategy}-{seed}", "search_space": space, "timeout": budget, "keep_models": 1}
+    spec["training"]["seed"] = seed
+    if strategy != "default":
+        spec |= {"sampler": {"name": "random"}, "pruner": {"name": "none"}}
+    return spec
 
 
-def grid_search(budget: float, seed: int = 0) -> dict:
-    from hpo.train.loop import evaluate, placement
-    from hpo.train.metrics import f1
-
-    spec, bench, test = _splits()
-    configs = grid()
-    random.Random(seed).shuffle(configs)
-    started, runs = time.perf_counter(), []
-    for params in configs:
-        if time.perf_counter() - started >= budget:
-            break
-        config = spec.base_config().model_copy(update={**params, "time_limit_s": None})
-        fit = bench.fit_keeping_best(config)
-        runs.append((fit.best.f1, params, fit.model, config, time.perf_counter() - started))
-    done = [r for r in runs if r[4] <= budget]  # finished within the budget
-    best_f1, params, model, config, _ = max(done, key=lambda r: r[0])
-    where = placement(config)
-    predictions = evaluate(model, bench.encoded(test, config.max_length), bench.pad_id, where.device,
-                           where.autocast, config.batch_size * 4).argmax(-1)  # logits -> classes
-    return {"search_s": time.perf_counter() - started, "configurations": len(done), "best_val_f1": best_f1,
-            "chosen": params, "test_f1": f1(test.labels, predictions, "macro")}
+def grid_document(seed: int) -> dict[str, Any]:
+    """The 729 grid points in a seeded random order, in the form `hpo export --top K` writes (for --enqueue)."""
+    values = grid_values()
+    points = [dict(zip(values, p, strict=True)) for p in itertools.product(*values.values())]
+    random.Random(seed).shuffle(points)
+    origin = {"study": f"grid-{seed}", "spec_sha256": "", "data": {}, "model": {}, "packages": {},
+              "exported_at": "written by benchmarks/time_to_quality/live.py"}
+    return {"exported_from": origin, "configs": [{"params": p} for p in points]}
 
 
-def hpo_run(budget: float) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
+def live_run(strategy: str, seed: int, budget: float) -> dict[str, Any]:
+    hpo = [sys.executable, "-m", "hpo"]
+    with tempfile.TemporaryDirectory(prefix="hpo-live-") as folder:
         work = Path(folder)
-        spec = yaml.safe_load(STUDY.read_text())
-        spec.update({"name": "live", "timeout": budget, "n_trials": None})
-        spec.pop("n_trials")
+        env = {**os.environ, "HPO_CACHE": str(_fresh_cache(work)), "HPO_STORAGE": f"sqlite:///{work}/live.db"}
+        spec = study_text(strategy, seed, budget)
         (work / "live.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        hpo = [sys.executable, "-m", "hpo"]
+        command = [*hpo, "run", "live.yaml"]
+        if strategy == "grid":
+            (work / "grid.yaml").write_text(yaml.safe_dump(grid_document(seed), sort_keys=False))
+            command += ["--enqueue", "grid.yaml"]
         started = time.perf_counter()
-        subprocess.run([*hpo, "run", "live.yaml"], cwd=work, check=True, capture_output=True, text=True)
+        _hpo(command, work, env)
         searched = time.perf_counter() - started
-        best = json.loads(subprocess.run([*hpo, "best", "live", "-f", "json"], cwd=work, check=True,
-                                         capture_output=True, text=True).stdout)[0]
-        trials = json.loads(subprocess.run([*hpo, "trials", "live", "-f", "json"], cwd=work, check=True,
-                                           capture_output=True, text=True).stdout)
-        subprocess.run([*hpo, "export", "live", "-o", "best.yaml"], cwd=work, check=True, capture_output=True)
-        subprocess.run([*hpo, "train", "best.yaml", "--out", "model"], cwd=work, check=True, capture_output=True)
-        metrics = json.loads((work / "model" / "metrics.json").read_text())
-    return {"search_s": searched, "trials": len(trials), "best_val_f1": best["value"], "chosen": best["params"],
-            "test_f1": metrics["test"]["f1"]["macro"]}
+        trials = json.loads(_hpo([*hpo, "trials", spec["name"], "-f", "json"], work, env))
+        best = json.loads(_hpo([*hpo, "best", spec["name"], "-f", "json"], work, env))[0]
+        _hpo([*hpo, "export", spec["name"], "--model", "model"], work, env)
+        _hpo([*hpo, "evaluate", "model"], work, env)
+        test = json.loads((work / "model" / "test_metrics.json").read_text())
+    states = [t["state"] for t in trials]  # a grid's points not reached stay WAITING: not trials that ran
+    return {"strategy": strategy, "seed": seed, "budget_s": budget, "search_s": round(searched, 1),
+            "trials": sum(states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")),
+            "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"),
+            "best_val_f1": best["value"], "chosen": best["params"], "test_f1": test["f1"]["macro"]}
+
+
+def _hpo(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[2:])} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def _fresh_cache(work: Path) -> Path:
+    """An empty activation cache; the corpora and tokenised texts of the default cache shared (read, not timed)."""
+    from hpo.settings import cache_dir
+
+    cache = work / "cache"
+    cache.mkdir()
+    for part in ("corpora", "tokens"):
+        if (cache_dir() / part).is_dir():
+            (cache / part).symlink_to(cache_dir() / part)
+    return cache
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=600.0)
-    parser.add_argument("--out", type=Path, default=HERE / "live.json")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds of search per run")
+    parser.add_argument("--out", type=Path, required=True, help="JSONL file to append runs to (resumed)")
+    parser.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     args = parser.parse_args()
-    results = {}
-    for name, search in (("hyperparameter_search", hyperparameter_search), ("grid (hpo loop)", grid_search),
-                         ("hpo run", hpo_run)):
-        results[name] = search(args.budget)
-        r = results[name]
-        print(f"{name:<22} search {r['search_s']:6.0f} s  best val macro-F1 {r['best_val_f1']:.4f}  "
-              f"test macro-F1 of its choice {r['test_f1']:.4f}  chose {json.dumps(r['chosen'])}", flush=True)
-    args.out.write_text(json.dumps({"budget_s": args.budget, **results}, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    index, count = (int(x) for x in args.shard.split("/"))
+    done = {(r["strategy"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())} \
+        if args.out.exists() else set()
+    todo = [(s, seed) for seed in range(RUNS) for s in args.strategies][index::count]
+    for strategy, seed in todo:
+        if (strategy, seed) in done:
+            continue
+        result = live_run(strategy, seed, args.budget)
+        with args.out.open("a") as out:
+            out.write(json.dumps(result) + "\n")
+        print(f"{strategy:<8} seed {seed}: {result['trials']:3d} trials ({result['pruned']} pruned) in "
+              f"{result['search_s']:.0f} s, best val macro-F1 {result['best_val_f1']:.4f}, test macro-F1 of its pick "
+              f"{result['test_f1']:.4f}", flush=True)
 
 
 if __name__ == "__main__":

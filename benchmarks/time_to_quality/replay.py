@@ -43,7 +43,13 @@ class Costs:
 
     transfer: dict[int, float]  # depth -> seconds per segment, λ < 1
     target_only: dict[int, float]  # depth -> seconds per segment, λ = 1
-    build: dict[int, float]  # depth -> seconds to store the frozen layers' outputs once
+    build: dict[int, float]  # depth -> seconds to store the frozen layers' outputs once, from the input
+
+    def build_seconds(self, depth: int, stored: dict[int, float], now: float) -> float:
+        """Storing `depth`'s activations at `now`: the project starts from the deepest entry already stored below
+        it (`stored`: depth -> when it was ready; hpo/train/activations.py), so it runs only the layers between."""
+        below = max((d for d, ready in stored.items() if d < depth and ready <= now), default=0)
+        return max(0.0, self.build.get(depth, 0.0) - self.build.get(below, 0.0))
 
     def segment(self, config: dict[str, Any]) -> float:
         table = self.target_only if float(config["target_weight"]) >= 1.0 else self.transfer
@@ -96,7 +102,9 @@ def replay(curves: Curves, costs: Costs, search: Search, *, seed: int, workers: 
         depth = int(config["freeze_depth"])
         began = now
         if search.reuse and depth > 0:  # the first trial at a depth builds; one starting during the build waits
-            began = max(now, built.setdefault(depth, now + costs.build.get(depth, 0.0)))
+            if depth not in built:
+                built[depth] = now + costs.build_seconds(depth, built, now)
+            began = max(now, built[depth])
         step = costs.segment(config)
         started += 1
         counter += 1

@@ -8,10 +8,11 @@
   the end (Egele et al., 2023), batch after batch.
 - `hyperparameter_search-style`: `Trainer.hyperparameter_search(backend="optuna")`: Optuna's defaults (TPE, median
   pruning) over the learning rate; λ = 1 (it has no source task), nothing frozen, no penalty, no warmup.
-- `default (previous)`: the study files' sampler and pruner before this benchmark (TPE multivariate with the
-  constant liar, 4 random startup trials, Hyperband with reduction factor 2), a quarter of the trials target only.
-- `default`: the study files' sampler and pruner today, `SamplerSpec()` and `PrunerSpec()` themselves (one source:
-  hpo/spec/models.py), through the project's own factories (hpo/search/algorithms.py), a quarter target only.
+- `default (previous)`: the study files' default before this benchmark: TPE (multivariate, the constant liar, 10
+  random start-up trials) with Hyperband (reduction factor 3), a quarter of the trials target only.
+- `default`: the study files' default sampler and pruner today, `SamplerSpec()` and `PrunerSpec()` themselves (one
+  source: hpo/spec/models.py): the same TPE with asynchronous successive halving (reduction factor 3, from the
+  first evaluation), through the project's own factories (hpo/search/algorithms.py), a quarter target only.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def project(sampler_spec: Any, pruner_spec: Any, name: str) -> Callable[[int], S
 def _previous() -> Callable[[int], Search]:
     from hpo.spec import PrunerSpec, SamplerSpec
 
-    return project(SamplerSpec(name="tpe", n_startup_trials=4), PrunerSpec(name="hyperband", reduction_factor=2),
+    return project(SamplerSpec(name="tpe", n_startup_trials=10), PrunerSpec(name="hyperband", reduction_factor=3),
                    "previous")
 
 
@@ -139,7 +140,9 @@ def one_epoch_top_k(curves: Curves, costs: Costs, *, seed: int, workers: int, bu
         # The first run placed at a depth is also the first to start there (a phase fills the workers in time
         # order; a second phase runs only depths its first has seen): it builds, later ones wait until it is done.
         if depth:
-            begin = max(begin, built.setdefault(depth, begin + costs.build.get(depth, 0.0)))
+            if depth not in built:
+                built[depth] = begin + costs.build_seconds(depth, built, begin)
+            begin = max(begin, built[depth])
         step = costs.segment(config)
         for index in range(first, last):
             reports.append((begin + (index - first + 1) * step, float(curve[index])))

@@ -20,7 +20,8 @@ from tests.builders import REPO
 
 SHIPPED = {
     "quickstart: tpe, hyperband rf 2": ("quickstart.yaml", None),
-    "r8-from-20ng: tpe, hyperband rf 3": ("r8-from-20ng.yaml", None),
+    "r8-from-20ng: tpe, successive halving rf 3 (the defaults)": ("r8-from-20ng.yaml", None),
+    "quickstart with hyperband rf 3": ("quickstart.yaml", PrunerSpec(name="hyperband")),
     "quickstart with median": ("quickstart.yaml", PrunerSpec(name="median")),
     "quickstart without pruning": ("quickstart.yaml", PrunerSpec(name="none")),
 }
