@@ -158,7 +158,7 @@ class SlurmWorker(submitit.helpers.Checkpointable):
                 result = run_file(Path(self.study_file), console=console, n_trials=self.n_trials)
         except (Preempted, HpoError, StorageUnavailable) as exc:  # a storage outage exits 75: requeue it
             code = exit_code(exc)
-            Console(stderr=True, width=console.width).print(_ended(exc), markup=False, highlight=False)
+            Console(stderr=True, width=console.width).print(_ended(exc), markup=False, highlight=False, soft_wrap=True)
             if isinstance(exc, Preempted) and str(exc) == "SIGUSR2" and callable(signal.getsignal(signal.SIGUSR2)):
                 # submitit's handler is back in place: it checkpoints this worker and requeues the task (or says
                 # why not: timed out too often), and exits.
