@@ -3,16 +3,17 @@
 For each strategy and seed (`--seeds`, default 100): the simulated time until some trial reports 99% (`--quality`)
 of the best validation macro-F1 any recorded run reached (`time to quality`), and the test macro-F1 (the
 surrogate's) of the configuration the strategy would pick at the end of the budget (its best complete trial). The
-budget is `--budget-min` minutes of one worker's time (default 60; N workers get 60/N minutes of wall time, the
-same compute): long past the median time to quality of every strategy, and what a user gives a study of this
-size (the whole 729-point grid would take 8 hours of one core). Seeds run in `--processes` processes at once (the
-outcome of a seed does not depend on which process ran it). Printed: the surrogate's held-out accuracy
-beside the seed noise; per strategy the median and 90th percentile time to quality (with the share of seeds that
-got there), the ratio of its median to the new default's, and the mean test F1 with a 95% t interval, alone and
-paired with the default by seed. Written: `replay-{N}w.json` and a plot of the best validation F1 against time
-(median over seeds, the 10-90% band shaded), as HTML and PNG.
+budget is `--budget-min` minutes of one worker's time (default 30; N workers get 30/N minutes of wall time, the
+same compute): past every strategy's slowest time to quality at one worker in a trial run of 16 seeds, and about
+what a user gives a study of this size (the whole 729-point grid would take 6.7 hours of one core). Seeds run in
+`--processes` processes at once (a seed's outcome does not depend on which process ran it). Printed: the
+surrogate's held-out accuracy beside the seed noise; per strategy the median and 90th percentile time to
+quality (with the share of seeds that got there), the ratio of its median to the new default's, and the mean test
+F1 with a 95% t interval, alone and paired with the default by seed. Written: `replay-{N}w.json` (with every seed's
+outcome) and a plot of the best validation F1 against time (median over seeds, the 10-90% band shaded), as HTML and
+PNG.
 
-    python -m benchmarks.time_to_quality.compare [--workers 1] [--seeds 100] [--budget-min 60] [--processes 2]
+    python -m benchmarks.time_to_quality.compare [--workers 1] [--seeds 100] [--budget-min 30] [--processes 2]
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--quality", type=float, default=0.99, help="the target, as a share of the recorded best")
-    parser.add_argument("--budget-min", type=float, default=60.0, help="minutes of one worker's time")
+    parser.add_argument("--budget-min", type=float, default=30.0, help="minutes of one worker's time")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     parser.add_argument("--out", type=Path, default=HERE)

@@ -9,10 +9,13 @@ an empty activation cache (the builds are part of its time; corpora and tokens a
 trial's model at its best evaluation (`keep_models: 1`), and that model is scored on the test split with `hpo
 evaluate`, which the search never read: the same "test F1 of the best run's best step" the table records.
 
-    for core in 0 1; do OMP_NUM_THREADS=1 taskset -c $core .venv/bin/python -m benchmarks.time_to_quality.live \\
-        --shard $core/2 --out benchmarks/time_to_quality/live-$core.jsonl & done; wait
+    OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m benchmarks.time_to_quality.live --strategies random grid \\
+        --out benchmarks/time_to_quality/live-baselines.jsonl &
+    OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python -m benchmarks.time_to_quality.live --strategies default \\
+        --out benchmarks/time_to_quality/live-default.jsonl; wait
 
 Resumable like the table: one JSON line per run is appended to OUT as it ends, and a rerun skips what OUT holds.
+`--summarise FILE...` prints the runs and their means.
 """
 
 from __future__ import annotations
@@ -112,13 +115,36 @@ def _fresh_cache(work: Path) -> Path:
     return cache
 
 
+def summarise(paths: list[Path]) -> None:
+    """Per strategy: its runs' best validation F1 and the test F1 of their picks, the means, and the trials run."""
+    import statistics
+
+    runs = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
+    print(f"{'strategy':<9} {'runs':>4} {'trials (pruned)':>16} {'best val F1':>28} {'test F1 of the pick':>28}")
+    for name in STRATEGIES:
+        mine = sorted((r for r in runs if r["strategy"] == name), key=lambda r: r["seed"])
+        if not mine:
+            continue
+        vals, tests = [r["best_val_f1"] for r in mine], [r["test_f1"] for r in mine]
+        trials = ", ".join(f"{r['trials']} ({r['pruned']})" for r in mine)
+        print(f"{name:<9} {len(mine):>4} {trials:>16} {' '.join(f'{v:.4f}' for v in vals):>20} "
+              f"mean {statistics.fmean(vals):.4f} {' '.join(f'{v:.4f}' for v in tests):>20} "
+              f"mean {statistics.fmean(tests):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of search per run")
-    parser.add_argument("--out", type=Path, required=True, help="JSONL file to append runs to (resumed)")
+    parser.add_argument("--out", type=Path, help="JSONL file to append runs to (resumed)")
+    parser.add_argument("--summarise", type=Path, nargs="+", help="print the runs of these files instead")
     parser.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     args = parser.parse_args()
+    if args.summarise:
+        summarise(args.summarise)
+        return
+    if args.out is None:
+        parser.error("give --out (or --summarise)")
     index, count = (int(x) for x in args.shard.split("/"))
     done = {(r["strategy"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())} \
         if args.out.exists() else set()
