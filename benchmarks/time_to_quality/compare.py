@@ -101,7 +101,7 @@ def print_summary(rows: dict[str, dict], checked: dict, *, workers: int, budget_
               f"{ratio:>12} {r['trials']:>7.0f} {mean:>11.4f} ± {half:.4f} {diff:>+13.4f} ± {dhalf:.4f}")
 
 
-_WORK: dict[str, Any] = {}  # each process's surrogate and clock, fitted once (the pool's initializer)
+_WORK: dict[str, Any] = {}  # the surrogate and clock, fitted once; the pool's forked processes inherit them
 
 
 def _start(tables: list[Path], costs_path: Path) -> None:

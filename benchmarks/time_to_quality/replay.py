@@ -51,6 +51,13 @@ class Costs:
         below = max((d for d, ready in stored.items() if d < depth and ready <= now), default=0)
         return max(0.0, self.build.get(depth, 0.0) - self.build.get(below, 0.0))
 
+    def ready_at(self, depth: int, stored: dict[int, float], now: float) -> float:
+        """When `depth`'s activations are ready for a trial starting at `now`: the first trial at a depth builds
+        them (recorded in `stored`), one starting during the build waits for it, as the cache's file lock makes it."""
+        if depth not in stored:
+            stored[depth] = now + self.build_seconds(depth, stored, now)
+        return stored[depth]
+
     def segment(self, config: dict[str, Any]) -> float:
         table = self.target_only if float(config["target_weight"]) >= 1.0 else self.transfer
         return table[int(config["freeze_depth"])]
@@ -102,9 +109,7 @@ def replay(curves: Curves, costs: Costs, search: Search, *, seed: int, workers: 
         depth = int(config["freeze_depth"])
         began = now
         if search.reuse and depth > 0:  # the first trial at a depth builds; one starting during the build waits
-            if depth not in built:
-                built[depth] = now + costs.build_seconds(depth, built, now)
-            began = max(now, built[depth])
+            began = max(now, costs.ready_at(depth, built, now))
         step = costs.segment(config)
         started += 1
         counter += 1

@@ -140,9 +140,7 @@ def one_epoch_top_k(curves: Curves, costs: Costs, *, seed: int, workers: int, bu
         # The first run placed at a depth is also the first to start there (a phase fills the workers in time
         # order; a second phase runs only depths its first has seen): it builds, later ones wait until it is done.
         if depth:
-            if depth not in built:
-                built[depth] = begin + costs.build_seconds(depth, built, begin)
-            begin = max(begin, built[depth])
+            begin = max(begin, costs.ready_at(depth, built, begin))
         step = costs.segment(config)
         for index in range(first, last):
             reports.append((begin + (index - first + 1) * step, float(curve[index])))
