@@ -76,10 +76,13 @@ def _logits(directory: Path, texts: list[str]) -> torch.Tensor:
 
 
 def test_export_model_is_the_trials_best_step_model_with_no_retrain_and_no_data(tmp_path, tiny_model_dir):
-    # fp32, so that the retrain repeats the trial and can stand for "the trial's own model": the same best
-    # evaluation and the same validation F1, logits within 1e-5 (measured: at most 1.4e-6 apart; float sums in
-    # another order). Under bf16 autocast (this CPU's auto precision) a retrain's logits differ from the trial's by
-    # ~1e-4, which is what keeping the trial's model avoids.
+    # fp32 and nothing frozen, so that the retrain repeats the trial and can stand for "the trial's own model": the
+    # same best evaluation, the same validation F1, and logits within 1e-4. They are not bit-equal: the worker and
+    # `hpo train` sum floats in another order, and Adam amplifies that with the learning rate (measured here: 6e-7
+    # apart at 1e-3, 1.3e-5 at 5e-3, 6e-6 at 2.7e-3 through frozen-layer features; CI once saw 1e-4 when the search
+    # reached both). Hence the pinned depth and the narrow rate range. Two evaluations of one trial are 2 steps and
+    # a changed F1 apart, far more than 1e-4. Under bf16 autocast (this CPU's auto precision) a retrain differs by
+    # ~1e-4 anyway, which is what keeping the trial's model avoids.
     _dataset(tmp_path / "data")
     (tmp_path / "study.yaml").write_text(f"""
 name: kept
@@ -90,8 +93,8 @@ validation_size: 32
 training: {{epochs: 2, batch_size: 16, max_length: 16, evaluations_per_epoch: 2, learning_rate: 3.0e-3,
            precision: fp32}}
 search_space:
-  learning_rate: {{low: 1.0e-4, high: 5.0e-3, log: true}}
-  freeze_depth: {{low: 0, high: 1}}
+  learning_rate: {{low: 3.0e-4, high: 1.0e-3, log: true}}
+  freeze_depth: 0
 sampler: {{name: tpe, n_startup_trials: 2}}
 pruner: none
 n_trials: 3
@@ -113,7 +116,7 @@ keep_models: 1
     assert not list(tmp_path.glob(".best-model*")), "nothing partial left"
 
     texts = [line.rsplit(",", 1)[0] for line in (tmp_path / "elsewhere" / "test.csv").read_text().splitlines()[1:]]
-    assert torch.allclose(_logits(tmp_path / "best-model", texts), _logits(tmp_path / "retrained", texts), atol=1e-5)
+    assert torch.allclose(_logits(tmp_path / "best-model", texts), _logits(tmp_path / "retrained", texts), atol=1e-4)
     by_api = hpo.load("kept", storage=url).export_model(tmp_path / "api-model")  # the API: the same function
     assert "no retrain" in by_api.message
     assert torch.equal(_logits(tmp_path / "api-model", texts), _logits(tmp_path / "best-model", texts))
