@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpo.train.sources import BUNDLED_MODELS, ModelSpec
-from tests.builders import REPO
+from tests.builders import REPO, hpo_cli
 from tests.train.decoders import byte_bpe, saved_model
 
 # Run first in each subprocess: imports of gguf fail as if the package were not installed.
@@ -121,3 +121,16 @@ def test_smollm2_loads_offline_converted_once_into_the_cache():
     assert (loaded["pad"], loaded["pad_id"], loaded["saved_pad_id"]) == ("<|endoftext|>", 0, 0)
     config = json.loads((cache / "models" / "smollm2-135m-instruct" / "config.json").read_text())
     assert "quantization_config" not in config and config["dtype"] == "float32"
+
+
+@pytest.mark.slow
+def test_prepare_makes_the_bundled_smollm2_ready_for_workers_without_a_registry(tmp_path):
+    from hpo.settings import cache_dir
+
+    cache = cache_dir()  # the run's own cache: the conversion above (or this) happens once per CI run
+    done = hpo_cli("prepare", str(REPO / "studies" / "llm-quickstart.yaml"), "--cache", str(cache), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = cache / "models" / "smollm2-135m-instruct"
+    assert f"model: bundled:smollm2-135m-instruct -> {folder}" in done.stdout
+    assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 30
+    assert "data: source" in done.stdout and "tokenised: max length 64" in done.stdout

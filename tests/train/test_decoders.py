@@ -233,3 +233,10 @@ def test_bf16_weights_train_without_autocast(tmp_path, gpt2_tokenizer, texts):
                    pad_id=bundle.pad_id, on_eval=lambda e: None)
     assert result.reuse_record()["depth"] == 1 and len(result.curve) == 2
     assert model.target_head.weight.dtype == torch.float32
+
+
+def test_pad_rules_take_a_pad_token_the_vocabulary_has_before_the_unknown_token(texts):
+    tokenizer = byte_bpe(texts, style="llama")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<pad>"]})  # in the vocabulary, not set as pad
+    tokenizer.pad_token = tokenizer.eos_token  # SmolLM2's choice: passed over, and <pad> wins over <unk>
+    assert choose_pad(tokenizer, "tiny") == ("<pad>", tokenizer.convert_tokens_to_ids("<pad>"))
