@@ -81,6 +81,9 @@ def test_same_seed_retrain_reproduces_the_trial_and_evaluates_on_test(study_dir)
     assert abs(metrics["validation"]["f1"] - best.value) <= 1e-6  # the same run, step for step
     assert metrics["validation"]["evaluation"] == best.user_attrs["best_evaluation"]
     assert metrics["test"]["n"] > 2000  # the whole R8 test split, never read during the search
+    # the trial's two clocks under the same names: optimisation only, within the whole fit
+    assert 0 < metrics["train_seconds"] <= metrics["fit_seconds"] and metrics["test_seconds"] > 0
+    assert 0 < best.user_attrs["train_seconds"] <= best.user_attrs["fit_seconds"]
     assert "accuracy" in metrics["test"]
     from transformers import AutoModelForSequenceClassification
 
