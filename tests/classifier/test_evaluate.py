@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hpo.errors import HpoError
-from tests.builders import hpo_cli
+from tests.builders import cli, hpo_cli
 
 R8_TEST_SIZE = 2189
 
@@ -266,7 +266,7 @@ def test_cli_errors_exit_1_without_a_traceback(saved, tmp_path):
     ]
     (tmp_path / "binary.txt").write_bytes(bytes(range(128, 256)) * 4)
     for args, message in cases:
-        done = hpo_cli(*args, cwd=tmp_path, timeout=120)
+        done = cli(*args, cwd=tmp_path)  # in this process: the same entry point, without a model load per case
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert message in " ".join(done.stderr.split()), (args, done.stderr)
         assert "Traceback" not in done.stderr + done.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.builders import hpo_cli
+from tests.builders import cli, hpo_cli
 
 EVIL = """
 from pathlib import Path
@@ -116,17 +116,17 @@ def test_predict_refuses_cells_that_are_not_text_and_labels_numbers(saved, tmp_p
     }
     for name, said in cases.items():
         message = f"{name}: column 'text', {said}"
-        done = hpo_cli("predict", str(saved["dir"]), name, "-o", "out.csv", cwd=tmp_path, timeout=300)
+        done = cli("predict", str(saved["dir"]), name, "-o", "out.csv", cwd=tmp_path)
         assert done.returncode == 1 and message in " ".join(done.stderr.split()), (name, done.stderr)
         assert "Traceback" not in done.stderr and not (tmp_path / "out.csv").exists()
 
     numbers = [{"id": 1, "text": "Crude oil prices rose."}, {"id": 2, "text": 2024}, {"id": 3, "text": 3.5}]
     (tmp_path / "numbers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in numbers))
-    done = hpo_cli("predict", str(saved["dir"]), "numbers.jsonl", "-o", "out.jsonl", cwd=tmp_path, timeout=300)
+    done = cli("predict", str(saved["dir"]), "numbers.jsonl", "-o", "out.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     labelled = pd.read_json(tmp_path / "out.jsonl", lines=True)
     (tmp_path / "as-text.txt").write_text("Crude oil prices rose.\n2024\n3.5\n")
-    as_text = hpo_cli("predict", str(saved["dir"]), "as-text.txt", "-o", "as-text.csv", cwd=tmp_path, timeout=300)
+    as_text = cli("predict", str(saved["dir"]), "as-text.txt", "-o", "as-text.csv", cwd=tmp_path)
     assert as_text.returncode == 0, as_text.stderr
     assert labelled["label"].tolist() == pd.read_csv(tmp_path / "as-text.csv")["label"].tolist()
 
