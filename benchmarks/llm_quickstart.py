@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.hpo_command import run_hpo
 from hpo.spec import StudySpec, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,12 +56,7 @@ def run_study(raw: dict[str, Any], name: str, work: Path, cache: Path | None) ->
     if cache is not None:
         env["HPO_CACHE"] = str(cache)
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "hpo", "run", path.name], cwd=work, env=env, capture_output=True,
-                          text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"hpo run {name} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    _, wall = run_hpo("run", path.name, cwd=work, env=env)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{work / 'hpo.db'}")
     trials = study.get_trials(deepcopy=False)

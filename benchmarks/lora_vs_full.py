@@ -30,15 +30,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from benchmarks.hpo_command import run_hpo
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "studies" / "quickstart.yaml"
@@ -96,12 +95,7 @@ def run_search(raw: dict[str, Any], name: str) -> Search:
         (work / f"{name}.yaml").write_text(yaml.safe_dump({**raw, "name": name}, sort_keys=False))
         env = {**os.environ, "HPO_CACHE": str(_cache_without_activations(work)), "PYTHONWARNINGS": "ignore"}
         env.pop("HPO_STORAGE", None)
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "hpo", "run", f"{name}.yaml"], cwd=work, env=env,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"hpo run {name} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+        _, wall = run_hpo("run", f"{name}.yaml", cwd=work, env=env)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{work / 'hpo.db'}")
         trials = study.get_trials(deepcopy=False)

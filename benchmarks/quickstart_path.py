@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.hpo_command import run_hpo
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "studies" / "quickstart.yaml"
@@ -42,11 +41,7 @@ GOAL_S = 12 * 60
 def hpo(work: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
     """Run `hpo ARGS` in `work`; its wall time, the load average before and after, and its output."""
     load = os.getloadavg()[0]
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "hpo", *args], cwd=work, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"hpo {' '.join(args)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    done, wall = run_hpo(*args, cwd=work, env=env)
     return {"command": "hpo " + " ".join(args), "wall_s": round(wall, 1),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)], "stdout": done.stdout}
 
