@@ -42,8 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     for name, (sampler, pruner) in CANDIDATES.items():  # the pool's processes fork with these registered
         STRATEGIES[name] = lambda s=sampler, p=pruner, n=name: project(s, p, n)
-    compare._start(sorted(compare.HERE.glob("table-*.jsonl")), compare.HERE / "costs.json")
-    best = max(max(r.values) for r in compare._WORK["records"])
+    best = compare.start(sorted(compare.HERE.glob("table-*.jsonl")), compare.HERE / "costs.json")
     names = ["asha", *CANDIDATES]
     outcomes = compare.replay_all(names, args.seeds, 1, args.budget_min * 60, 0.99 * best, args.processes)
     print(f"{args.seeds} seeds, 1 worker, budget {args.budget_min:.0f} min, target {0.99 * best:.4f}")

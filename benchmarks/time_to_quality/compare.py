@@ -104,10 +104,13 @@ def print_summary(rows: dict[str, dict], checked: dict, *, workers: int, budget_
 _WORK: dict[str, Any] = {}  # the surrogate and clock, fitted once; the pool's forked processes inherit them
 
 
-def _start(tables: list[Path], costs_path: Path) -> None:
+def start(tables: list[Path], costs_path: Path) -> float:
+    """Fit the surrogate and load the clock for this process and the replay's forked ones; the best validation F1
+    any recorded run reached (the target's reference)."""
     records = load_records(tables)
     _WORK.update(surrogate=Surrogate.fit(records), records=records,
                  costs=clock.load(costs_path) if costs_path.exists() else clock.from_records(tables))
+    return max(max(r.values) for r in records)
 
 
 def _one(task: tuple[str, int, int, float, float]) -> Outcome:
@@ -142,10 +145,9 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    _start(args.table, args.costs)
+    best = start(args.table, args.costs)
     records, costs = _WORK["records"], _WORK["costs"]
     checked = validate(records)
-    best = max(max(r.values) for r in records)
     budget = args.budget_min * 60 / args.workers
     names = [OURS, *(n for n in args.strategies if n != OURS)]
     outcomes = replay_all(names, args.seeds, args.workers, budget, args.quality * best, args.processes)
